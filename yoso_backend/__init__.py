@@ -1,0 +1,1 @@
+"""yoso_backend package."""
