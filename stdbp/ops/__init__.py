@@ -69,11 +69,14 @@ def _shape_of(type_proto) -> list | None:
 
 def _inference(spec: OpSpec):
     def infer(ctx) -> None:
-        attrs = [a for a in (ctx.get_attribute(x.name) for x in spec.attributes) if a is not None]
-        values = attribute_values(spec, attrs)
-        shapes = [_shape_of(ctx.get_input_type(i)) if ctx.has_input(i) else None
-                  for i in range(ctx.get_num_inputs())]
-        out = spec.shape_rule(shapes, values)
+        try:
+            attrs = [a for a in (ctx.get_attribute(x.name) for x in spec.attributes) if a is not None]
+            values = attribute_values(spec, attrs)
+            shapes = [_shape_of(ctx.get_input_type(i)) if ctx.has_input(i) else None
+                      for i in range(ctx.get_num_inputs())]
+            out = spec.shape_rule(shapes, values)
+        except ShapeError as exc:  # name the node: the checker's own message would not
+            raise ShapeError(f"{ctx.get_display_name()}: {exc}") from None
         elem = onnx.TensorProto.FLOAT
         if out is None:
             tp = onnx.helper.make_tensor_type_proto(elem, None)
