@@ -1,0 +1,153 @@
+"""`stdbp export CHECKPOINT -o model.onnx` and `stdbp inspect model.onnx`.
+
+Checkpoint format read by `stdbp export` (written by stdbp-train): a torch-saved dict with
+  arch        str, the paper notation, e.g. "784-800-10"
+  model_state state_dict of `stdbp.train.models.build_snn(parse_arch(arch), **config)`
+  config      dict with threshold, t_max, alpha, silent_zero, dataset (and optionally accuracy)
+  accuracy    optional float (test accuracy, 0..1), also accepted inside config
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+export_app = typer.Typer(add_completion=False, help="Export a training checkpoint to ONNX (op set ai.stdbp).")
+inspect_app = typer.Typer(add_completion=False, help="Print an ONNX model's graph, op attributes and metadata.")
+
+CONFIG_KEYS = ("threshold", "t_max", "alpha", "silent_zero")
+
+
+def load_checkpoint(path: Path):
+    """-> (nn.Sequential, arch text, config dict, accuracy or None); UserError on a bad checkpoint."""
+    import torch
+
+    from stdbp.errors import UserError
+
+    if not path.is_file():
+        raise UserError(path, "no such checkpoint file", "pass the checkpoint written by stdbp-train")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle of something else, ...
+        raise UserError(path, f"not a readable checkpoint ({type(exc).__name__})",
+                        "pass the checkpoint written by stdbp-train") from None
+    if not isinstance(ckpt, dict) or not {"arch", "model_state", "config"} <= set(ckpt):
+        raise UserError(path, "checkpoint must be a dict with keys arch, model_state, config",
+                        "pass the checkpoint written by stdbp-train")
+    config = dict(ckpt["config"])
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        raise UserError(path, f"config lacks {', '.join(missing)}", "pass the checkpoint written by stdbp-train")
+    from stdbp.train.arch import parse_arch
+    from stdbp.train.models import build_snn
+
+    arch = str(ckpt["arch"])
+    model = build_snn(parse_arch(arch), threshold=float(config["threshold"]), t_max=float(config["t_max"]),
+                      alpha=float(config["alpha"]), silent_zero=bool(config["silent_zero"]))
+    try:
+        model.load_state_dict(ckpt["model_state"], strict=True)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(path, f"weights do not match arch {arch}: {first}", "re-train or fix the arch") from None
+    accuracy = ckpt.get("accuracy", config.get("accuracy"))
+    return model, arch, config, (None if accuracy is None else float(accuracy))
+
+
+@export_app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="checkpoint written by stdbp-train"),
+    output: Path = typer.Option(Path("model.onnx"), "-o", "--output", help="ONNX file to write"),
+    dataset: str = typer.Option(None, help="data set name for the metadata (default: from the checkpoint)"),
+    accuracy: float = typer.Option(None, help="accuracy for the metadata (default: from the checkpoint)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+) -> None:
+    """Write CHECKPOINT as an ONNX model: one ai.stdbp node per layer, function bodies attached."""
+    from stdbp.errors import cli_errors
+
+    with cli_errors():
+        from stdbp.fileio import atomic_write_bytes, refuse_overwrite
+
+        refuse_overwrite(output, force)
+        model, arch, config, acc = load_checkpoint(checkpoint)
+        from stdbp.export import to_onnx
+
+        proto = to_onnx(model, dataset=dataset or config.get("dataset"),
+                        accuracy=acc if accuracy is None else accuracy, arch=arch)
+        atomic_write_bytes(output, proto.SerializeToString())
+        typer.echo(f"wrote {output} ({arch}, {len(proto.graph.node)} nodes)")
+
+
+def describe(model) -> dict:
+    """Graph, attributes, shapes and metadata of a validated model, as plain data."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+    inits = {i.name: list(i.dims) for i in model.graph.initializer}
+    nodes = []
+    for n in model.graph.node:
+        attrs = {}
+        for a in n.attribute:
+            v = onnx.helper.get_attribute_value(a)
+            attrs[a.name] = [int(x) for x in v] if isinstance(v, (list, tuple)) else v
+        nodes.append({"name": n.name, "op": f"{n.domain + '.' if n.domain else ''}{n.op_type}",
+                      "inputs": list(n.input), "outputs": list(n.output), "attributes": attrs,
+                      "weight_shape": next((inits[i] for i in n.input if i in inits), None),
+                      "output_shape": shapes.get(n.output[0])})
+    return {
+        "ir_version": model.ir_version,
+        "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+        "functions": [f"{f.domain}.{f.name}" for f in model.functions],
+        "input": {"name": model.graph.input[0].name, "shape": shapes.get(model.graph.input[0].name)},
+        "output": {"name": model.graph.output[0].name, "shape": shapes.get(model.graph.output[0].name)},
+        "nodes": nodes,
+        "parameters": int(sum(int(__import__("numpy").prod(d)) for d in inits.values())),
+        "metadata": {p.key: p.value for p in model.metadata_props},
+    }
+
+
+@inspect_app.command()
+def inspect(
+    model_path: Path = typer.Argument(..., help="an .onnx model"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Validate MODEL_PATH and print its graph (one row per node), attributes and metadata."""
+    from stdbp.errors import cli_errors
+
+    with cli_errors():
+        import json
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from stdbp.ops.validate import load_model
+
+        info = describe(load_model(model_path))
+        if as_json:
+            typer.echo(json.dumps(info, indent=2))
+            return
+        console = Console()
+        console.print(f"[bold]{model_path}[/]  IR {info['ir_version']}, opsets {info['opsets']}, "
+                      f"{info['parameters']:,} parameters, functions: {', '.join(info['functions'])}")
+        console.print(f"input  {info['input']['name']} uint8 {info['input']['shape']}\n"
+                      f"output {info['output']['name']} float {info['output']['shape']}")
+        table = Table(title="graph (ai.stdbp ops unless marked onnx)")
+        for col in ("#", "op", "weight", "output", "attributes"):
+            table.add_column(col, overflow="fold")
+        dims = lambda d: "x".join(str(x) for x in d) if d else ""  # noqa: E731
+        for i, n in enumerate(info["nodes"]):
+            attrs = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                             for k, v in n["attributes"].items())
+            op = n["op"].removeprefix("ai.stdbp.") if n["op"].startswith("ai.stdbp.") else f"{n['op']} (onnx)"
+            table.add_row(str(i), op, dims(n["weight_shape"]), dims(n["output_shape"]), attrs)
+        console.print(table)
+        meta = Table(title="metadata")
+        meta.add_column("key")
+        meta.add_column("value")
+        for k, v in info["metadata"].items():
+            meta.add_row(k, v)
+        console.print(meta)
