@@ -1,0 +1,122 @@
+"""ai.stdbp ops as onnxruntime-extensions Python custom ops over the compiled numpy kernels.
+
+onnxruntime-extensions serves Python ops only in its own domain (`ai.onnx.contrib`) and only
+with scalar/string attributes, so `to_custom_op_model` rewrites a model IN MEMORY: ai.stdbp
+nodes move to that domain and INTS attributes become JSON strings. The file on disk is never
+changed. The op bodies call `stdbp.kernels.cpu` (the kernels training uses) and never torch.
+Registration happens once, at import (the extensions' op table is process-global).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import numpy as np
+import onnx
+
+
+def _import_extensions():
+    """Import onnxruntime_extensions without letting it pull in torch (and transformers).
+
+    Its converter module imports torch when it can ("import torch" inside try/except); the runtime
+    must not load torch, so those names are blocked (sys.modules[name] = None -> ImportError) for
+    the duration of the import, unless the caller already loaded them.
+    """
+    blocked = [n for n in ("torch", "transformers") if n not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None
+    try:
+        return importlib.import_module("onnxruntime_extensions")
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+_ext = _import_extensions()
+PyCustomOpDef, default_opset_domain = _ext.PyCustomOpDef, _ext.default_opset_domain
+get_library_path, onnx_op = _ext.get_library_path, _ext.onnx_op
+
+from stdbp.ops import DOMAIN, OPS
+from stdbp.ops.encode import compute as encode_compute
+
+CONTRIB = default_opset_domain()
+LIBRARY = get_library_path()
+_F, _U8, _I, _S = PyCustomOpDef.dt_float, PyCustomOpDef.dt_uint8, PyCustomOpDef.dt_int64, PyCustomOpDef.dt_string
+
+
+def _kernels():
+    from stdbp.kernels import cpu
+
+    return cpu
+
+
+def _pad_inf(t: np.ndarray, pads) -> np.ndarray:
+    top, left, bottom, right = pads
+    if not any(pads):
+        return t
+    return np.pad(t, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=np.float32(np.inf))
+
+
+@onnx_op(op_type="SpikeEncode", inputs=[_U8], outputs=[_F], attrs={"alpha": _F, "silent_zero": _I})
+def spike_encode(x, **attrs):
+    return encode_compute(x, float(attrs.get("alpha", 1.0)), int(attrs.get("silent_zero", 0)))
+
+
+@onnx_op(op_type="RelPspDense", inputs=[_F, _F], outputs=[_F], attrs={"threshold": _F, "t_max": _F})
+def rel_psp_dense(t, w, **attrs):
+    out, _ = _kernels().dense_forward(np.ascontiguousarray(t, np.float32), np.ascontiguousarray(w, np.float32),
+                                      float(attrs["threshold"]), float(attrs["t_max"]))
+    return out
+
+
+@onnx_op(op_type="RelPspConv2d", inputs=[_F, _F], outputs=[_F],
+         attrs={"kernel_shape": _S, "strides": _S, "pads": _S, "threshold": _F, "t_max": _F})
+def rel_psp_conv2d(t, w, **attrs):
+    pads = json.loads(attrs.get("pads") or "[0, 0, 0, 0]")
+    strides = tuple(json.loads(attrs["strides"]))
+    t = np.ascontiguousarray(t, np.float32)
+    if pads[0] == pads[2] and pads[1] == pads[3]:
+        padding = (pads[0], pads[1])  # symmetric: the kernel pads with +inf itself
+    else:
+        t, padding = np.ascontiguousarray(_pad_inf(t, pads)), (0, 0)
+    out, _ = _kernels().conv2d_forward(t, np.ascontiguousarray(w, np.float32), strides, padding,
+                                       float(attrs["threshold"]), float(attrs["t_max"]))
+    return out
+
+
+@onnx_op(op_type="SpikeMinPool", inputs=[_F], outputs=[_F], attrs={"kernel_shape": _S, "strides": _S, "pads": _S})
+def spike_min_pool(t, **attrs):
+    pads = json.loads(attrs.get("pads") or "[0, 0, 0, 0]")
+    t = np.ascontiguousarray(_pad_inf(np.asarray(t, np.float32), pads))
+    out, _ = _kernels().min_pool2d_forward(t, tuple(json.loads(attrs["kernel_shape"])),
+                                           tuple(json.loads(attrs["strides"])))
+    return out
+
+
+def to_custom_op_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Copy of `model` whose ai.stdbp nodes run as the custom ops above (in memory only)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for node in out.graph.node:
+        if node.domain != DOMAIN:
+            continue
+        node.domain = CONTRIB
+        spec = OPS[node.op_type]
+        kinds = {a.name: a.type for a in spec.attributes}
+        present = {a.name for a in node.attribute}
+        for a in list(node.attribute):
+            if kinds.get(a.name) == "ints":
+                text = json.dumps([int(v) for v in a.ints])
+                a.CopyFrom(onnx.helper.make_attribute(a.name, text))
+        for a in spec.attributes:  # make defaults explicit: the bridge has no schema defaults
+            if a.name not in present and not a.required:
+                value = json.dumps(a.default) if a.type == "ints" else a.default
+                node.attribute.append(onnx.helper.make_attribute(a.name, value))
+    del out.functions[:]  # the bodies are not needed when kernels are registered
+    keep = [o for o in out.opset_import if o.domain != DOMAIN]
+    del out.opset_import[:]
+    out.opset_import.extend(keep + [onnx.helper.make_opsetid(CONTRIB, 1)])
+    return out
