@@ -1,0 +1,198 @@
+"""Integer reference of YOSO: runs a compiled model.yoso/ layer by layer, by docs/yoso-spec.md section 4.
+
+No NoC, no cycles: only the arithmetic, bit for bit. It reads nothing but the program (weights and
+thresholds are decoded from the SRAM images), never imports onnx or torch, and is the oracle of the
+emulator.
+
+Semantics (spec section 4), one global time base, steps k = 0, 1, ..., window:
+    (1) every neuron not yet fired:          V_j <- sat_V(V_j + A_j)
+    (2) every neuron not yet fired with V_j >= theta_j fires at step k (once; then it is disabled)
+    (3) the spikes of step k (input spikes with step k, spikes fired at step k by the layer below)
+        are delivered in ascending input index i:  A_j <- sat_A(A_j + w_ji)   for every j of the layer
+with A = V = 0 before step 0 and sat_X(x) = min(max(x, X_min), X_max). Without saturation this gives
+    V_j(k) = sum_{i: k_i <= k} w_ji (k - k_i)
+which is the continuous ReL-PSP potential at t = k exactly, so the fire step is ceil(t_j) of the
+exact spike time (tested in tests/yoso_backend/test_reference.py).
+
+Why numba and not vectorised numpy: A saturates spike by spike in a fixed order (step (3)), which is
+inherently sequential per (sample, neuron); the kernel below is a line-by-line transcription of the
+three rules, compiled (parallel over samples), which keeps it both obviously correct and fast. The
+tests check it against a pure-Python transcription and, without saturation, against the closed form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from stdbp.errors import UserError
+from yoso_backend.artifact import YosoProgram
+
+NO_SPIKE = -1
+
+
+@njit(cache=True, parallel=True)
+def _layer_kernel(steps, w_t, theta, window, fires, acc_min, acc_max, v_min, v_max, fire_out, v_out):  # pragma: no cover - numba
+    n_samples, m = steps.shape
+    n = w_t.shape[1]
+    for b in prange(n_samples):
+        st = steps[b]
+        order = np.argsort(st, kind="mergesort")  # stable: ascending step, ties by ascending index
+        ptr = 0
+        while ptr < m and st[order[ptr]] < 0:  # silent inputs (NO_SPIKE) are never delivered
+            ptr += 1
+        acc = np.zeros(n, np.int64)
+        pot = np.zeros(n, np.int64)
+        fired = np.zeros(n, np.bool_)
+        n_fired = 0
+        for k in range(window + 1):
+            for j in range(n):  # (1) integrate
+                if not fired[j]:
+                    x = pot[j] + acc[j]
+                    pot[j] = min(max(x, v_min), v_max)
+            if fires:  # (2) fire check
+                for j in range(n):
+                    if not fired[j] and pot[j] >= theta[j]:
+                        fired[j] = True
+                        fire_out[b, j] = k
+                        n_fired += 1
+                if n_fired == n:
+                    break  # nothing can change any more
+            while ptr < m and st[order[ptr]] == k:  # (3) deliver the spikes of step k
+                i = order[ptr]
+                for j in range(n):
+                    x = acc[j] + w_t[i, j]
+                    acc[j] = min(max(x, acc_min), acc_max)
+                ptr += 1
+            # Shortcut, not a semantic change: once no spike is left to deliver within the window and
+            # every unfired neuron has A <= 0, no neuron can fire any more, and the remaining
+            # r = window - k integrations of a constant A <= 0 give V = max(V + r*A, V_min) exactly.
+            if fires and (ptr == m or st[order[ptr]] > window):
+                rising = False
+                for j in range(n):
+                    if not fired[j] and acc[j] > 0:
+                        rising = True
+                        break
+                if not rising:
+                    r = window - k
+                    for j in range(n):
+                        if not fired[j]:
+                            pot[j] = max(pot[j] + r * acc[j], v_min)
+                    break
+        for j in range(n):
+            v_out[b, j] = pot[j]
+
+
+def run_layer(steps_in: np.ndarray, weights: np.ndarray, thresholds: np.ndarray, window: int, *,
+              acc_range: tuple[int, int], v_range: tuple[int, int], fires: bool = True,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """One fully connected layer.
+
+    steps_in   int [B, m], step of each input spike, NO_SPIKE (-1) = silent
+    weights    int [n, m]; thresholds int [n] (>= 1); window: last step (inclusive)
+    returns    fire_steps int32 [B, n] (NO_SPIKE = silent), potentials int64 [B, n] (V at the end:
+               after step `window`, or frozen at the fire step for neurons that fired)
+    """
+    steps_in = np.ascontiguousarray(steps_in, dtype=np.int64)
+    w_t = np.ascontiguousarray(np.asarray(weights, dtype=np.int64).T)
+    theta = np.ascontiguousarray(thresholds, dtype=np.int64)
+    n_samples = steps_in.shape[0]
+    n = w_t.shape[1]
+    if steps_in.ndim != 2 or steps_in.shape[1] != w_t.shape[0] or theta.shape != (n,):
+        raise ValueError(f"shape mismatch: steps {steps_in.shape}, weights {weights.shape}, thresholds {theta.shape}")
+    fire_out = np.full((n_samples, n), NO_SPIKE, dtype=np.int32)
+    v_out = np.zeros((n_samples, n), dtype=np.int64)
+    if n_samples:
+        _layer_kernel(steps_in, w_t, theta, int(window), bool(fires), int(acc_range[0]), int(acc_range[1]),
+                      int(v_range[0]), int(v_range[1]), fire_out, v_out)
+    return fire_out, v_out
+
+
+def input_steps(prog: YosoProgram, pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels [N, ...] -> int32 steps [N, n_inputs]: step = round_half_up((255 - s) * spa / 255).
+
+    Exact (no rounding) when steps_per_alpha is a multiple of 255. silent_zero: s == 0 -> NO_SPIKE.
+    """
+    px = np.asarray(pixels)
+    if px.dtype != np.uint8:
+        raise UserError("pixels", f"dtype {px.dtype}, expected uint8", "pass raw 0..255 images")
+    px = px.reshape(px.shape[0], -1) if px.ndim > 1 else px.reshape(1, -1)
+    if px.shape[1] != prog.n_inputs:
+        raise UserError("pixels", f"{px.shape[1]} values per frame, the model has {prog.n_inputs} inputs",
+                        "pass [N, 784] or [N, 1, 28, 28] images")
+    s = px.astype(np.int64)
+    steps = ((255 - s) * prog.steps_per_alpha + 127) // 255
+    if prog.silent_zero:
+        steps = np.where(s == 0, NO_SPIKE, steps)
+    return steps.astype(np.int32)
+
+
+@dataclass
+class ReferenceResult:
+    fire_steps: list[np.ndarray]        # per layer int32 [N, n_out], NO_SPIKE = silent
+    spike_times: np.ndarray             # float64 [N, classes]: step * alpha / steps_per_alpha, +inf = silent
+    predictions: np.ndarray             # int64 [N], -1 = no output spike (TTFS)
+    potentials: np.ndarray | None       # int64 [N, classes]: V at the end of the window (softmax mode)
+    counters: dict = field(default_factory=dict)
+
+
+def ttfs_prediction(out_steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Earliest output step wins, ties -> lowest index, all silent -> -1. Returns (pred, first step)."""
+    big = np.iinfo(np.int64).max
+    s = np.where(out_steps < 0, big, out_steps.astype(np.int64))
+    pred = np.argmin(s, axis=1) if s.shape[1] else np.zeros(len(s), np.int64)
+    first = s.min(axis=1) if s.shape[1] else np.full(len(s), big)
+    pred = np.where(first == big, -1, pred).astype(np.int64)
+    return pred, np.where(first == big, NO_SPIKE, first)
+
+
+def run(prog: YosoProgram, pixels: np.ndarray) -> ReferenceResult:
+    """Run a compiled program on uint8 frames; see the module docstring for the semantics."""
+    hw = prog.hw
+    acc_range, v_range = (hw.acc_min, hw.acc_max), (hw.v_min, hw.v_max)
+    steps = input_steps(prog, pixels)
+    n = steps.shape[0]
+    fire_steps, layer_inputs = [], [steps]
+    potentials = None
+    for lay in prog.layers:
+        w = prog.layer_weights(lay.index)
+        theta = prog.layer_thresholds(lay.index)
+        fs, v = run_layer(layer_inputs[-1], w, theta, lay.window_steps, acc_range=acc_range, v_range=v_range,
+                          fires=lay.fires)
+        fire_steps.append(fs)
+        layer_inputs.append(fs)
+        potentials = v
+    out = fire_steps[-1]
+    if prog.output_mode == "softmax":
+        last = prog.layers[-1]
+        pred = np.argmax(potentials, axis=1).astype(np.int64)  # ties -> lowest index
+        spike_times = np.full(out.shape, np.inf)
+        end = np.full(n, last.window_steps, dtype=np.int64)
+    else:
+        potentials = None
+        pred, first = ttfs_prediction(out)
+        if prog.early_stop:
+            # the frame ends after the step of the first output spike: later output spikes never happen
+            out = np.where((first[:, None] >= 0) & (out > first[:, None]), NO_SPIKE, out)
+            fire_steps[-1] = out
+            end = np.where(first >= 0, first, max(l.window_steps for l in prog.layers)).astype(np.int64)
+        else:
+            end = np.full(n, max(l.window_steps for l in prog.layers), dtype=np.int64)
+        spike_times = np.where(out >= 0, out * (prog.alpha / prog.steps_per_alpha), np.inf)
+    counters = _counters(prog, layer_inputs, end)
+    return ReferenceResult(fire_steps=fire_steps, spike_times=spike_times, predictions=pred,
+                           potentials=potentials, counters=counters)
+
+
+def _counters(prog: YosoProgram, layer_inputs: list[np.ndarray], end: np.ndarray) -> dict:
+    """Spikes delivered to each layer (step <= min(window, end of frame)) and synaptic events (x fan-out)."""
+    per_layer = []
+    for lay, st in zip(prog.layers, layer_inputs):
+        last = np.minimum(end, lay.window_steps)[:, None]
+        delivered = ((st >= 0) & (st <= last)).sum(axis=1)
+        per_layer.append({"layer": lay.index, "input_spikes_mean": float(delivered.mean()) if len(delivered) else 0.0,
+                          "synaptic_events_mean": float(delivered.mean() * lay.n_out) if len(delivered) else 0.0})
+    total = sum(p["synaptic_events_mean"] for p in per_layer)
+    return {"per_layer": per_layer, "synaptic_events_mean": total, "frames": int(layer_inputs[0].shape[0])}
