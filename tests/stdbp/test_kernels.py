@@ -1,0 +1,180 @@
+"""stdbp.kernels: the numpy kernels (as ONNX Runtime calls them), CPU vs torch path, properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from stdbp.kernels import cpu, torch_path
+from tests.stdbp.reference import dense_reference
+
+
+def _mnist_like(rng, batch, n_in, silent=0.0, dtype=np.float32):
+    t = (rng.integers(0, 256, (batch, n_in)) / 255.0).astype(dtype)
+    t[rng.random(t.shape) < silent] = np.inf
+    return t
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_api_dtypes_and_layouts(dtype):
+    rng = np.random.default_rng(0)
+    t = _mnist_like(rng, 5, 20, 0.3, dtype)
+    w = rng.normal(0.1, 0.2, (7, 20)).astype(dtype)
+    t_out, wsum = cpu.dense_forward(t, w, 1.0, math.inf)
+    assert t_out.dtype == dtype and wsum.dtype == dtype and t_out.shape == (5, 7)
+    # non-contiguous / other-dtype inputs are converted, results unchanged
+    t2, _ = cpu.dense_forward(np.asfortranarray(t), w.astype(np.float64).astype(dtype), 1.0)
+    np.testing.assert_array_equal(t2, t_out)
+    g_t, g_w = cpu.dense_backward(np.ones_like(t_out), t, w, t_out, wsum)
+    assert g_t.shape == t.shape and g_w.shape == w.shape and g_t.dtype == dtype
+    assert (wsum[np.isinf(t_out)] == 0).all()
+
+
+def test_empty_batch_and_bad_threshold():
+    w = np.ones((3, 4), np.float32)
+    t_out, wsum = cpu.dense_forward(np.zeros((0, 4), np.float32), w, 1.0)
+    assert t_out.shape == (0, 3)
+    with pytest.raises(ValueError):
+        cpu.dense_forward(np.zeros((1, 4), np.float32), w, 0.0)
+    with pytest.raises(ValueError):
+        cpu.dense_forward(np.zeros((1, 5), np.float32), w, 1.0)
+
+
+@pytest.mark.parametrize("silent,t_max", [(0.0, math.inf), (0.8, math.inf), (0.3, 0.9)])
+def test_cpu_kernel_agrees_with_torch_path_dense(silent, t_max):
+    rng = np.random.default_rng(1)
+    t = _mnist_like(rng, 16, 120, silent, np.float64)
+    w = rng.normal(0.02, 0.05, (40, 120))
+    t_c, w_c = cpu.dense_forward(t, w, 1.0, t_max)
+    t_t, w_t = torch_path.dense_forward(torch.tensor(t), torch.tensor(w), 1.0, t_max,
+                                        chunk_elems=5000)  # several chunks
+    assert 0.05 < np.isfinite(t_c).mean() < 1.0 or silent == 0.0
+    np.testing.assert_array_equal(np.isinf(t_c), torch.isinf(t_t).numpy())
+    np.testing.assert_allclose(t_c, t_t.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(w_c, w_t.numpy(), rtol=1e-10, atol=1e-12)
+    g = rng.normal(size=t_c.shape)
+    gt_c, gw_c = cpu.dense_backward(g, t, w, t_c, w_c)
+    gt_t, gw_t, _ = torch_path.dense_backward(torch.tensor(g), torch.tensor(t), torch.tensor(w),
+                                              t_t, w_t, chunk_elems=5000)
+    np.testing.assert_allclose(gt_c, gt_t.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gw_c, gw_t.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_cpu_kernel_agrees_with_torch_path_float32():
+    rng = np.random.default_rng(2)
+    t = _mnist_like(rng, 32, 200, 0.2)
+    w = rng.normal(0.015, 0.04, (60, 200)).astype(np.float32)
+    t_c, _ = cpu.dense_forward(t, w, 1.0, 1.5)
+    t_t, _ = torch_path.dense_forward(torch.tensor(t), torch.tensor(w), 1.0, 1.5)
+    same = np.isinf(t_c) == torch.isinf(t_t).numpy()
+    assert same.mean() > 0.999  # float32 knife edges may flip a rare neuron at t_max
+    both = np.isfinite(t_c) & same
+    np.testing.assert_allclose(t_c[both], t_t.numpy()[both], rtol=2e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride,padding", [((1, 1), (0, 0)), ((2, 2), (2, 1))])
+def test_cpu_kernel_agrees_with_torch_path_conv(stride, padding):
+    rng = np.random.default_rng(3)
+    t = rng.integers(0, 256, (3, 2, 9, 8)) / 255.0
+    t[rng.random(t.shape) < 0.3] = np.inf
+    w = rng.normal(0.1, 0.2, (4, 2, 3, 3))
+    t_c, w_c = cpu.conv2d_forward(t, w, stride, padding, 1.0, 2.0)
+    t_t, w_t = torch_path.conv2d_forward(torch.tensor(t), torch.tensor(w), stride, padding,
+                                         1.0, 2.0)
+    np.testing.assert_allclose(t_c, t_t.numpy(), rtol=1e-10)
+    g = rng.normal(size=t_c.shape)
+    gt_c, gw_c = cpu.conv2d_backward(g, t, w, t_c, w_c, stride, padding)
+    gt_t, gw_t, _ = torch_path.conv2d_backward(torch.tensor(g), torch.tensor(t),
+                                               torch.tensor(w), t_t, w_t, stride, padding)
+    np.testing.assert_allclose(gt_c, gt_t.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gw_c, gw_t.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_min_pool_kernel_matches_torch():
+    rng = np.random.default_rng(4)
+    t = rng.integers(0, 5, (2, 3, 7, 6)).astype(np.float32)
+    t[rng.random(t.shape) < 0.3] = np.inf
+    for kernel, stride, padding in [((2, 2), None, (0, 0)), ((3, 3), (2, 1), (1, 1))]:
+        out, idx = cpu.min_pool2d_forward(t, kernel, stride, padding)
+        ref, ref_idx = torch_path.min_pool2d_forward(torch.tensor(t), kernel, stride, padding)
+        np.testing.assert_array_equal(out, ref.numpy())
+        flat = t.reshape(2, 3, -1)
+        picked = np.take_along_axis(flat, idx.reshape(2, 3, -1), axis=2).reshape(out.shape)
+        np.testing.assert_array_equal(picked, out)  # the index points at the minimum
+        assert idx.dtype == np.int64 and (idx >= 0).all()
+
+
+# --------------------------------------------------------------------------------------------
+# properties (hypothesis)
+times = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.0, math.inf]),
+                  st.floats(-2.0, 4.0, allow_nan=False), st.just(math.inf))
+weights = st.one_of(st.floats(-3.0, 3.0, allow_nan=False), st.sampled_from([0.0, 1.0, -1.0]))
+
+
+@st.composite
+def neuron_layer(draw):
+    n_in = draw(st.integers(1, 7))
+    n_out = draw(st.integers(1, 4))
+    t = draw(arrays(np.float64, (2, n_in), elements=times))
+    w = draw(arrays(np.float64, (n_out, n_in), elements=weights))
+    t_max = draw(st.sampled_from([math.inf, 0.5, 1.0, 3.0]))
+    theta = draw(st.sampled_from([0.5, 1.0, 2.0]))
+    return t, w, t_max, theta
+
+
+@settings(max_examples=150)
+@given(neuron_layer())
+def test_property_matches_reference_and_never_nan(case):
+    t, w, t_max, theta = case
+    t_out, wsum = cpu.dense_forward(t, w, theta, t_max)
+    ref, _ = dense_reference(t, w, theta, t_max)
+    assert not np.isnan(t_out).any() and not np.isnan(wsum).any()
+    np.testing.assert_array_equal(np.isinf(t_out), np.isinf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(t_out[fin], ref[fin], rtol=1e-9, atol=1e-9)
+    # a spike lies after its earliest input and within the window; W_C > 0
+    assert (t_out[fin] <= t_max).all() and (wsum[fin] > 0).all()
+    first = np.min(t, axis=1, keepdims=True)
+    assert (t_out > first)[fin].all()
+    g_t, g_w = cpu.dense_backward(np.ones_like(t_out), t, w, t_out, wsum)
+    assert np.isfinite(g_t).all() and np.isfinite(g_w).all()
+    tt_out, tt_wsum = torch_path.dense_forward(torch.tensor(t), torch.tensor(w), theta, t_max)
+    np.testing.assert_array_equal(np.isinf(tt_out.numpy()), np.isinf(t_out))
+    gt2, gw2, _ = torch_path.dense_backward(torch.ones_like(tt_out), torch.tensor(t),
+                                            torch.tensor(w), tt_out, tt_wsum)
+    assert torch.isfinite(gt2).all() and torch.isfinite(gw2).all()
+
+
+@settings(max_examples=100)
+@given(neuron_layer(), st.floats(0.01, 2.0), st.data())
+def test_property_raising_a_weight_never_delays_a_spike(case, bump, data):
+    # V_j(t) grows pointwise when any w_ij grows, so the first threshold crossing cannot move later
+    t, w, t_max, theta = case
+    j = data.draw(st.integers(0, w.shape[0] - 1))
+    i = data.draw(st.integers(0, w.shape[1] - 1))
+    before, _ = cpu.dense_forward(t, w, theta, t_max)
+    w2 = w.copy()
+    w2[j, i] += bump
+    after, _ = cpu.dense_forward(t, w2, theta, t_max)
+    assert (after[:, j] <= before[:, j] * (1 + 1e-12) + 1e-12).all()
+    others = np.arange(w.shape[0]) != j
+    np.testing.assert_array_equal(after[:, others], before[:, others])
+
+
+@settings(max_examples=60)
+@given(neuron_layer(), st.floats(0.1, 10.0))
+def test_property_threshold_and_weights_scale_together(case, scale):
+    t, w, t_max, theta = case
+    a, _ = cpu.dense_forward(t, w, theta, t_max)
+    b, _ = cpu.dense_forward(t, w * scale, theta * scale, t_max)
+    fin = np.isfinite(a) & np.isfinite(b)
+    np.testing.assert_allclose(a[fin], b[fin], rtol=1e-9, atol=1e-9)
+    # rounding may flip only neurons that reach theta exactly at t_max
+    flip = np.isfinite(a) != np.isfinite(b)
+    assert np.all(np.abs(np.where(np.isfinite(a), a, b)[flip] - t_max) < 1e-9)
