@@ -1,0 +1,44 @@
+"""Pass 1b: design-rule check of the imported graph against the hardware description.
+
+Errors (UserError, one line): a fan-in larger than a PE's weight SRAM (a neuron must live on one
+PE: partial sums are not combined across PEs), layer sizes beyond the flit's index field, an input
+step beyond the flit's step field, unknown options. Warnings: inexact input-time encoding.
+Whether the whole network fits the mesh is decided by the partition pass (it knows the counts).
+"""
+
+from __future__ import annotations
+
+from compiler.ir import CompileState
+from stdbp.errors import UserError
+
+
+def design_rule_check(state: CompileState) -> None:
+    hw, g, opt = state.hw, state.graph, state.options
+    where = g.source or "model"
+    if opt.output_mode not in ("ttfs", "softmax"):
+        raise UserError("--output-mode", f"{opt.output_mode!r} is not a mode", "use ttfs or softmax")
+    if opt.scale_mode not in ("layer", "neuron"):
+        raise UserError("--scale", f"{opt.scale_mode!r} is not a scale mode", "use layer or neuron")
+    spa = hw.steps_per_alpha if opt.steps_per_alpha is None else int(opt.steps_per_alpha)
+    if spa < 1:
+        raise UserError("--steps-per-alpha", f"{spa} must be >= 1", "use 255 (exact 8-bit input times)")
+    state.steps_per_alpha = spa
+    if spa > hw.max_step:
+        raise UserError(where, f"steps_per_alpha {spa}: the input step of a 0 pixel ({spa}) exceeds the "
+                        f"{hw.time_bits}-bit step field (max {hw.max_step})",
+                        f"use --steps-per-alpha <= {hw.max_step}")
+    if spa % 255:
+        state.warn(f"steps_per_alpha {spa} is not a multiple of 255: input steps (255 - pixel) * {spa} / 255 "
+                   "are rounded half up (not exact)")
+    if g.n_inputs > (1 << hw.index_bits):
+        raise UserError(where, f"{g.n_inputs} inputs exceed the {hw.index_bits}-bit index field of a spike flit "
+                        f"(max {1 << hw.index_bits})", "use a hardware description with a wider bits.neuron_index")
+    for k, lay in enumerate(g.layers):
+        label = f"layer {k} ({lay.name}, {lay.n_in} -> {lay.n_out})"
+        if lay.n_in > hw.weights_per_pe:
+            raise UserError(where, f"{label}: fan-in {lay.n_in} exceeds the {hw.weights_per_pe} weights of one PE "
+                            "(a neuron cannot be split over PEs)",
+                            f"use a hardware description with pe.weights >= {lay.n_in}")
+        if lay.n_out > (1 << hw.index_bits):
+            raise UserError(where, f"{label}: {lay.n_out} neurons exceed the {hw.index_bits}-bit index field "
+                            f"(max {1 << hw.index_bits})", "use fewer neurons or a wider bits.neuron_index")

@@ -1,0 +1,117 @@
+"""Pass 1a: read an `ai.stdbp` ONNX model into the IR (`Graph`).
+
+Accepted graph (contracts.md): `pixels` uint8 [N, F] or [N, C, H, W] -> SpikeEncode -> (Flatten) ->
+RelPspDense -> ... -> RelPspDense -> `spike_times`. Conv and pool layers are recognised and refused
+with a clear "not supported by the YOSO compiler yet". onnx + numpy only (never torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from compiler.ir import DenseLayer, Graph
+from stdbp.errors import UserError
+
+DOMAIN = "ai.stdbp"
+NOT_YET = ("RelPspConv2d", "SpikeMinPool")
+FIX_EXPORT = "re-export it with `stdbp export`"
+
+
+def _attrs(node) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def load_onnx(path: str | os.PathLike) -> tuple[onnx.ModelProto, bytes]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(p, "no such file" if not p.exists() else "not a file", "pass the model.onnx file")
+    data = p.read_bytes()
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # protobuf DecodeError and friends
+        raise UserError(p, "not a readable ONNX model (truncated or corrupt protobuf)", FIX_EXPORT) from None
+    return model, data
+
+
+def import_model(model: onnx.ModelProto, where: str = "model", data: bytes | None = None) -> Graph:
+    """Validate (shared validator when present) and convert to a Graph; UserError on anything else."""
+    graph = model.graph
+    # refuse conv/pool first: the message should say "not yet", whatever else the validator finds
+    for i, node in enumerate(graph.node):
+        if node.domain == DOMAIN and node.op_type in NOT_YET:
+            raise UserError(where, f"node {i} {node.name or ''} ({node.op_type}): convolutional layers are not "
+                            "supported by the YOSO compiler yet",
+                            "compile a fully connected (RelPspDense-only) network; a later version maps conv layers")
+    try:
+        from stdbp.ops.validate import validate_model  # shared validator (onnx + numpy)
+    except ImportError:  # pragma: no cover - the op set package is part of stdbp
+        validate_model = None
+    if validate_model is not None:
+        validate_model(model, where)
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    inputs = [vi for vi in graph.input if vi.name not in inits]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise UserError(where, "needs exactly one input and one output", FIX_EXPORT)
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+    input_shape = tuple(int(d) for d in dims[1:])
+    n_inputs = int(np.prod(input_shape)) if input_shape else 0
+    current, layers, alpha, silent_zero = inputs[0].name, [], None, None
+    for i, node in enumerate(graph.node):
+        label = f"node {i} {node.name or ''} ({node.op_type})"
+        if not node.input or node.input[0] != current:
+            raise UserError(where, f"{label}: the graph is not a single chain from {inputs[0].name!r}",
+                            "the YOSO compiler takes SpikeEncode -> RelPspDense ... chains")
+        attrs = _attrs(node)
+        if node.domain == DOMAIN and node.op_type == "SpikeEncode":
+            if i != 0:
+                raise UserError(where, f"{label}: SpikeEncode must be the first node", FIX_EXPORT)
+            alpha = float(attrs.get("alpha", 1.0))
+            silent_zero = bool(int(attrs.get("silent_zero", 0)))
+        elif node.domain in ("", "ai.onnx") and node.op_type == "Flatten":
+            if layers:
+                raise UserError(where, f"{label}: Flatten between dense layers", "flatten only the input")
+        elif node.domain == DOMAIN and node.op_type == "RelPspDense":
+            if alpha is None:
+                raise UserError(where, f"{label}: no SpikeEncode before the first layer", FIX_EXPORT)
+            if len(node.input) != 2 or node.input[1] not in inits:
+                raise UserError(where, f"{label}: weight must be an initializer (second input)", FIX_EXPORT)
+            w = inits[node.input[1]].astype(np.float64)
+            if w.ndim != 2:
+                raise UserError(where, f"{label}: weight must be 2-D [out, in], got {list(w.shape)}", FIX_EXPORT)
+            if not np.isfinite(w).all():
+                raise UserError(where, f"{label}: weight has NaN or infinite values", "retrain or fix the weights")
+            n_in = layers[-1].n_out if layers else n_inputs
+            if w.shape[1] != n_in:
+                raise UserError(where, f"{label}: weight has {w.shape[1]} inputs, the layer receives {n_in}", FIX_EXPORT)
+            theta = float(attrs.get("threshold", math.nan))
+            t_max = float(attrs.get("t_max", math.inf))
+            if not (math.isfinite(theta) and theta > 0):
+                raise UserError(where, f"{label}: threshold {theta} must be finite and > 0", FIX_EXPORT)
+            if math.isnan(t_max) or t_max <= 0:
+                raise UserError(where, f"{label}: t_max {t_max} must be > 0 (inf allowed)", FIX_EXPORT)
+            layers.append(DenseLayer(name=node.name or f"dense{len(layers)}", weight=w, threshold=theta, t_max=t_max))
+        else:
+            dom = f"{node.domain}." if node.domain else ""
+            raise UserError(where, f"{label}: op {dom}{node.op_type} is not supported by the YOSO compiler",
+                            "use SpikeEncode, Flatten and RelPspDense only")
+        current = node.output[0]
+    if not layers:
+        raise UserError(where, "no RelPspDense layer", "compile a network with at least one dense layer")
+    if current != graph.output[0].name:
+        raise UserError(where, "the last node does not produce the graph output", FIX_EXPORT)
+    meta = {p.key: p.value for p in model.metadata_props}
+    return Graph(n_inputs=n_inputs, input_shape=input_shape, n_classes=layers[-1].n_out, alpha=alpha,
+                 silent_zero=bool(silent_zero), layers=layers, metadata=meta, source=str(where),
+                 source_sha256=hashlib.sha256(data).hexdigest() if data is not None else "")
+
+
+def import_onnx(path: str | os.PathLike) -> Graph:
+    model, data = load_onnx(path)
+    return import_model(model, str(path), data)
