@@ -10,12 +10,23 @@ quantise, partition, place, emit. onnx + numpy only; never torch.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from compiler.ir import CompileOptions, CompileState
+if TYPE_CHECKING:  # the package import stays light: `compiler.cli` must not pull numpy at import
+    from compiler.ir import CompileOptions, CompileState
 
 
-def compile_graph(graph, options: CompileOptions | None = None, hw=None) -> CompileState:
+def __getattr__(name: str):
+    if name in ("CompileOptions", "CompileState"):
+        from compiler import ir
+
+        return getattr(ir, name)
+    raise AttributeError(name)
+
+
+def compile_graph(graph, options: "CompileOptions | None" = None, hw=None) -> "CompileState":
     """Run the passes after import on an imported `Graph`."""
+    from compiler.ir import CompileOptions, CompileState
     from compiler.passes import PASSES
     from yoso_backend.hardware import load_hardware
 
@@ -26,7 +37,7 @@ def compile_graph(graph, options: CompileOptions | None = None, hw=None) -> Comp
     return state
 
 
-def compile_model(model: "str | os.PathLike | object", options: CompileOptions | None = None, hw=None) -> CompileState:
+def compile_model(model: "str | os.PathLike | object", options: "CompileOptions | None" = None, hw=None) -> "CompileState":
     """Import (path or onnx.ModelProto) and compile. Raises stdbp.errors.UserError for bad input."""
     from compiler.passes.importer import import_model, import_onnx
 
