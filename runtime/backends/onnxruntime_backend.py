@@ -55,6 +55,13 @@ class OnnxRuntimeBackend:
         self.portable = False
         self.chunk = None
         self.model_path = None
+        self._weight_ids: list[str] = []
+
+        self._custom_ops = None
+
+    def __del__(self):
+        if self._weight_ids and self._custom_ops is not None:
+            self._custom_ops.release(self._weight_ids)
 
     def prepare(self, model_path: str, *, portable: bool = False, threads: int | None = None,
                 memory_mb: int = 1024, **_ignored) -> None:
@@ -78,7 +85,10 @@ class OnnxRuntimeBackend:
         else:
             from runtime.backends import ort_custom_ops
 
-            run_model = ort_custom_ops.to_custom_op_model(model)
+            if self._weight_ids:  # prepared before: drop the previous model's weights
+                ort_custom_ops.release(self._weight_ids)
+            run_model, self._weight_ids = ort_custom_ops.to_custom_op_model(model)
+            self._custom_ops = ort_custom_ops
             so.register_custom_ops_library(ort_custom_ops.LIBRARY)
             self.chunk = None
         try:

@@ -5,11 +5,17 @@ with scalar/string attributes, so `to_custom_op_model` rewrites a model IN MEMOR
 nodes move to that domain and INTS attributes become JSON strings. The file on disk is never
 changed. The op bodies call `stdbp.kernels.cpu` (the kernels training uses) and never torch.
 Registration happens once, at import (the extensions' op table is process-global).
+
+Weights are constant initializers; the bridge would copy them (through Python lists) on every
+call, which costs more than the kernel for a 784x800 layer. So the rewrite keeps them on the Python
+side: the node loses its weight input and gets a `weight_id` string attribute naming the array in
+`WEIGHTS` (registered per prepared model, released by `release`).
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import sys
 
@@ -43,6 +49,8 @@ from stdbp.ops import DOMAIN, OPS
 from stdbp.ops.encode import compute as encode_compute
 
 CONTRIB = default_opset_domain()
+WEIGHTS: dict[str, np.ndarray] = {}
+_ids = itertools.count()
 LIBRARY = get_library_path()
 _F, _U8, _I, _S = PyCustomOpDef.dt_float, PyCustomOpDef.dt_uint8, PyCustomOpDef.dt_int64, PyCustomOpDef.dt_string
 
@@ -65,16 +73,17 @@ def spike_encode(x, **attrs):
     return encode_compute(x, float(attrs.get("alpha", 1.0)), int(attrs.get("silent_zero", 0)))
 
 
-@onnx_op(op_type="RelPspDense", inputs=[_F, _F], outputs=[_F], attrs={"threshold": _F, "t_max": _F})
-def rel_psp_dense(t, w, **attrs):
-    out, _ = _kernels().dense_forward(np.ascontiguousarray(t, np.float32), np.ascontiguousarray(w, np.float32),
+@onnx_op(op_type="RelPspDense", inputs=[_F], outputs=[_F], attrs={"threshold": _F, "t_max": _F, "weight_id": _S})
+def rel_psp_dense(t, **attrs):
+    out, _ = _kernels().dense_forward(np.ascontiguousarray(t, np.float32), WEIGHTS[attrs["weight_id"]],
                                       float(attrs["threshold"]), float(attrs["t_max"]))
     return out
 
 
-@onnx_op(op_type="RelPspConv2d", inputs=[_F, _F], outputs=[_F],
-         attrs={"kernel_shape": _S, "strides": _S, "pads": _S, "threshold": _F, "t_max": _F})
-def rel_psp_conv2d(t, w, **attrs):
+@onnx_op(op_type="RelPspConv2d", inputs=[_F], outputs=[_F],
+         attrs={"kernel_shape": _S, "strides": _S, "pads": _S, "threshold": _F, "t_max": _F, "weight_id": _S})
+def rel_psp_conv2d(t, **attrs):
+    w = WEIGHTS[attrs["weight_id"]]
     pads = json.loads(attrs.get("pads") or "[0, 0, 0, 0]")
     strides = tuple(json.loads(attrs["strides"]))
     t = np.ascontiguousarray(t, np.float32)
@@ -82,7 +91,7 @@ def rel_psp_conv2d(t, w, **attrs):
         padding = (pads[0], pads[1])  # symmetric: the kernel pads with +inf itself
     else:
         t, padding = np.ascontiguousarray(_pad_inf(t, pads)), (0, 0)
-    out, _ = _kernels().conv2d_forward(t, np.ascontiguousarray(w, np.float32), strides, padding,
+    out, _ = _kernels().conv2d_forward(t, w, strides, padding,
                                        float(attrs["threshold"]), float(attrs["t_max"]))
     return out
 
@@ -96,14 +105,36 @@ def spike_min_pool(t, **attrs):
     return out
 
 
-def to_custom_op_model(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Copy of `model` whose ai.stdbp nodes run as the custom ops above (in memory only)."""
+def release(weight_ids) -> None:
+    for key in weight_ids:
+        WEIGHTS.pop(key, None)
+
+
+def to_custom_op_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """(copy of `model` whose ai.stdbp nodes run as the custom ops above, weight ids it registered).
+
+    In memory only; the weights move into `WEIGHTS` (see the module doc).
+    """
+    from onnx import numpy_helper
+
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    inits = {i.name: i for i in out.graph.initializer}
+    moved, ids = set(), []
     for node in out.graph.node:
         if node.domain != DOMAIN:
             continue
         node.domain = CONTRIB
+        if len(node.input) == 2:
+            name = node.input[1]
+            if name not in inits:
+                raise ValueError(f"node {node.name}: weight {name!r} is not an initializer")
+            key = f"w{next(_ids)}"
+            WEIGHTS[key] = np.ascontiguousarray(numpy_helper.to_array(inits[name]), dtype=np.float32)
+            ids.append(key)
+            moved.add(name)
+            del node.input[1]
+            node.attribute.append(onnx.helper.make_attribute("weight_id", key))
         spec = OPS[node.op_type]
         kinds = {a.name: a.type for a in spec.attributes}
         present = {a.name for a in node.attribute}
@@ -115,8 +146,15 @@ def to_custom_op_model(model: onnx.ModelProto) -> onnx.ModelProto:
             if a.name not in present and not a.required:
                 value = json.dumps(a.default) if a.type == "ints" else a.default
                 node.attribute.append(onnx.helper.make_attribute(a.name, value))
+    still_used = {i for n in out.graph.node for i in n.input}
+    keep_inits = [i for i in out.graph.initializer if i.name not in moved or i.name in still_used]
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(keep_inits)
+    keep_inputs = [i for i in out.graph.input if i.name not in moved or i.name in still_used]
+    del out.graph.input[:]
+    out.graph.input.extend(keep_inputs)
     del out.functions[:]  # the bodies are not needed when kernels are registered
     keep = [o for o in out.opset_import if o.domain != DOMAIN]
     del out.opset_import[:]
     out.opset_import.extend(keep + [onnx.helper.make_opsetid(CONTRIB, 1)])
-    return out
+    return out, ids

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from runtime.backends import get_backend
-from runtime.backends.ort_custom_ops import CONTRIB, to_custom_op_model
+from runtime.backends.ort_custom_ops import CONTRIB, release, to_custom_op_model
 from stdbp.errors import UserError
 from tests.stdbp.ops.nets import conv_layers, dense_layers, model, numpy_forward, random_pixels
 
@@ -74,8 +74,10 @@ def test_domain_rename_is_in_memory_only(dense_path):
     path, _ = dense_path
     before = path.read_bytes()
     m = onnx.load(path)
-    renamed = to_custom_op_model(m)
+    renamed, ids = to_custom_op_model(m)
     assert {n.domain for n in renamed.graph.node} == {CONTRIB} and not renamed.functions
+    assert len(ids) == 2 and not renamed.graph.initializer  # weights stay on the Python side
+    release(ids)
     assert {n.domain for n in m.graph.node} == {"ai.stdbp"} and m.functions  # the original is untouched
     prepared(path)
     assert path.read_bytes() == before
