@@ -151,6 +151,9 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
             raise UserError("stdbp-run", f"unknown option(s) for the onnxruntime backend: "
                             f"{', '.join('--' + k.replace('_', '-') for k in extra)}", "see stdbp-run --help")
         options.update(portable=portable, threads=threads, memory_mb=memory_mb)
+    elif portable or threads is not None:
+        raise UserError("stdbp-run", f"--portable and --threads apply to the onnxruntime backend, not {backend}",
+                        "drop them, or pass the backend's own options")
     images, labels, desc = load_data(data, split, limit, data_dir)
     runner = get_backend(backend)
     console = Console(stderr=True)

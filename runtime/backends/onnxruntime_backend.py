@@ -64,8 +64,11 @@ class OnnxRuntimeBackend:
             self._custom_ops.release(self._weight_ids)
 
     def prepare(self, model_path: str, *, portable: bool = False, threads: int | None = None,
-                memory_mb: int = 1024, **_ignored) -> None:
+                memory_mb: int = 1024, **unknown) -> None:
         """Validate the model once and build the ORT session (custom ops or function bodies)."""
+        if unknown:
+            raise UserError("onnxruntime backend", f"unknown option(s): {', '.join(sorted(unknown))}",
+                            "options: portable, threads, memory_mb")
         import onnxruntime as ort
 
         from stdbp.ops.validate import load_model, validate_model

@@ -98,6 +98,9 @@ def validate_model(model: onnx.ModelProto, where: str = "model") -> ModelInfo:
             attribute_values(spec, node.attribute)
         except ShapeError as exc:
             raise UserError(where, f"{label}: {exc}", FIX_EXPORT) from None
+        if len(spec.inputs) == 2 and node.input[1] not in {i.name for i in graph.initializer}:
+            raise UserError(where, f"{label}: weight {node.input[1]!r} must be a constant initializer",
+                            FIX_EXPORT)
     for init in graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             raise UserError(where, f"initializer {init.name!r} uses external data", "store weights inside the model")

@@ -73,6 +73,10 @@ def _opset_version(m):
             o.version = 2
 
 
+def _weight_not_initializer(m):
+    m.graph.node[2].input[1] = "t0"
+
+
 CASES = [
     (_missing_attr, "missing required attribute 't_max'"),
     (_int_attr, "'threshold' must be FLOAT, got INT"),
@@ -86,6 +90,7 @@ CASES = [
     (_bad_value, "'alpha' must be finite and > 0"),
     (_ir_too_new, "IR version 15"),
     (_opset_version, "opset import for ai.stdbp is 2"),
+    (_weight_not_initializer, "weight 't0' must be a constant initializer"),
 ]
 
 
