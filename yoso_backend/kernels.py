@@ -1,28 +1,31 @@
 """The emulator's compiled kernel: one frame = data path (integer, bit-exact) + timing (cycles).
 
-Data path (what the SRAMs hold; never depends on timing). Nodes are numbered layer by layer:
-node layer 0 = the input pixels, node layer c >= 1 = compute layer c. For time step k = 0..T-1,
-for each compute layer c in order::
+Data path: docs/yoso-spec.md section 4, on one global time base. At every step k, for every layer
+c (in order) with ``k <= window_c``:
 
-    deliver: for each spike of node layer c-1 due at step k (fire step + delay == k), in ascending
-             source index, for each PE p of layer c (ascending), for each neuron j of p:
-                 A_j <- sat_A(A_j + w_ji)                       (load -> compute -> store)
-    sweep:   for each neuron j of layer c that has not fired:
-                 V_j <- sat_V(V_j + A_j);  if V_j >= theta_j: j fires at step k (emits its spike)
+    1. integrate  V_j <- sat_V(V_j + A_j)         every neuron not fired       (sweep)
+    2. fire       V_j >= theta_j -> fires at k    (not in softmax mode for the output layer)
+    3. deliver    the spikes with step k into layer c (inputs, or layer c-1's rule-2 spikes),
+                  ascending input index i:  A_j <- sat_A(A_j + w_ji)  for every neuron j of each
+                  destination PE (fired or not)
 
-(``deliver_before_sweep = 0`` swaps the two phases.) The output layer does not fire in softmax
-mode: its potentials at the end of the window are read out. Saturation is a clip to the signed
-range of the SRAM word; the order above is canonical, so saturation is deterministic.
+Exactness without a loop over idle steps: between two deliveries A is constant, and with a
+constant A the per-step saturating sum equals one clipped product, ``sat_V(V + n A)`` (the sum is
+monotone in n). So each PE keeps ``synced[p]`` (the step through which its V is integrated) and
+``next_fire[p]``: for every unfired neuron with A > 0, the first step at which
+``V + n A >= theta``, ``n = ceil((theta - V) / A)`` (upper saturation never delays a fire:
+theta <= V_max). A PE's neurons are touched only at deliveries and at its predicted fire steps; a
+``record`` run integrates every step instead, and the tests check both give the same bits.
 
-Timing (cycles; it reads the events above but never changes them). A global clock; step k starts
-at S_k. A spike becomes one packet per destination PE (``noc.route_to_eject``: X-Y, per-hop
-latency, link contention); the destination's FIFO of depth D applies back-pressure
-(``noc.eject``); the load stage starts a packet at ``max(in FIFO, load free, S_k)``, spends
-``decode + fanout`` cycles issuing reads (decoupled access-execute: compute and store overlap the
-next packet's loads), the last write lands ``pipe_latency`` cycles later. A PE's sweep starts when
-its deliveries are written and every upstream PE (same step) has finished its sweep plus the
-network latency to it; it takes one cycle per local neuron plus ``sweep_latency``; a neuron that
-fires emits its packets at its sweep slot. ``S_{k+1} = max_p(end_p) + step_overhead``.
+Timing (cycles; it reads the events but never changes them). A global clock; step k starts at
+S_k after a barrier. Every PE of an active layer sweeps its neurons, one per cycle per lane, from
+S_k; a neuron that fires emits its packets at its sweep slot. A spike becomes one packet per
+destination PE (X-Y route, per-hop latency, link contention: ``noc.py``); the destination's
+router-interface FIFO of depth D applies back-pressure; its load stage takes a packet at
+``max(in FIFO, load free, own sweep done)``, spends ``load_cycles + ceil(n / lanes)`` cycles issuing
+reads (decoupled access-execute: compute and store overlap the next packet's loads) and the last
+write lands ``pipe_cycles`` later. ``S_{k+1} = max_p(end of all work) + step_overhead``. A step
+with no packets costs ``max_p(sweep) + step_overhead``: runs of such steps are added in one go.
 """
 
 from __future__ import annotations
@@ -31,72 +34,58 @@ import numpy as np
 from numba import njit, prange
 
 from yoso_backend import counters as CN
-from yoso_backend.noc import N_PORTS, eject, n_links, route_to_eject
+from yoso_backend.noc import N_PORTS, eject, n_links, route_fast
 
 # cfg indices (int64 vector, so the kernel signature stays short)
-(CFG_STEPS, CFG_DELIVER_FIRST, CFG_DELAY, CFG_A_LO, CFG_A_HI, CFG_V_LO, CFG_V_HI, CFG_WIDTH,
- CFG_NPE, CFG_HOP, CFG_FLITS, CFG_FIFO, CFG_DECODE, CFG_PIPE, CFG_SWEEP_LAT, CFG_STEP_OVH,
- CFG_HOST, CFG_SOFTMAX, CFG_EARLY_STOP, CFG_RECORD, CFG_OUT_TO_HOST, CFG_LANES) = range(22)
-N_CFG = 22
+(CFG_A_LO, CFG_A_HI, CFG_V_LO, CFG_V_HI, CFG_WIDTH, CFG_NPE, CFG_HOP, CFG_FLITS, CFG_FIFO, CFG_DECODE,
+ CFG_PIPE, CFG_SWEEP_LAT, CFG_STEP_OVH, CFG_HOST, CFG_SOFTMAX, CFG_EARLY_STOP, CFG_RECORD, CFG_LANES) = range(18)
+N_CFG = 18
 
 NEVER = -1
+FAR = 1 << 62  # "no predicted fire"
 
-_BUSY, _W_R, _A_R, _A_W, _V_R, _V_W, _S_R, _ADDS, _FIFO = CN.BUSY, CN.W_R, CN.A_R, CN.A_W, CN.V_R, CN.V_W, CN.S_R, CN.ADDS, CN.FIFO
+_BUSY, _W_R, _A_R, _A_W, _V_R, _V_W, _S_R, _ADDS, _FIFO = (
+    CN.BUSY, CN.W_R, CN.A_R, CN.A_W, CN.V_R, CN.V_W, CN.S_R, CN.ADDS, CN.FIFO)
 _PK_INJ, _PK_RX, _FLIT_HOPS, _ROUTER, _NOC_STALL, _FIFO_STALL, _SPIKES = (
     CN.PK_INJ, CN.PK_RX, CN.FLIT_HOPS, CN.ROUTER, CN.NOC_STALL, CN.FIFO_STALL, CN.SPIKES)
 
 
 @njit(cache=True, inline="always")
-def _sat(x, lo, hi):
-    if x < lo:
-        return lo
-    if x > hi:
-        return hi
-    return x
-
-
-@njit(cache=True)
-def _send(src, from_host, dst, t_inj, k_start, fanout, cfg, link_free, link_flits, ring, ring_n, load_free,
-          done, cnt):
-    """Route one spike packet and let ``dst``'s load stage take it; update timing and counters."""
-    width = cfg[CFG_WIDTH]
-    n_pe = cfg[CFG_NPE]
-    hop = cfg[CFG_HOP]
-    flits = cfg[CFG_FLITS]
-    depth = cfg[CFG_FIFO]
-    inj = n_pe * (N_PORTS + 1) if from_host else n_pe * N_PORTS + src
-    t_ready, hops, stall = route_to_eject(src, dst, t_inj, width, n_pe, hop, flits, link_free, link_flits, inj)
-    # FIFO room: the packet `depth` places earlier in this FIFO must have left it (started loading)
-    slot = ring_n[dst] % depth
-    room = ring[dst, slot] if ring_n[dst] >= depth else 0
-    t_fifo, port_stall, fifo_stall = eject(dst * N_PORTS, t_ready, room, hop, flits, link_free, link_flits)
-    start = max(t_fifo, load_free[dst], k_start)
+def _send(src, inj, dst, t_inj, issue, hop, flits, pipe, n_pe, link_free, link_flits, ring, ring_pos, load_free,
+          done, rx, cnt, links, n_hops):
+    """Route one spike packet from router ``src`` (entering by link ``inj``) to ``dst`` and let its
+    load stage take it (``issue`` cycles). Per-packet PE counters are booked at the end of the frame
+    from ``rx`` (packets received per PE); stalls here."""
+    t_ready, hops, stall = route_fast(src * n_pe + dst, t_inj, hop, flits, link_free, link_flits, inj, links,
+                                      n_hops)
+    # FIFO room: the packet `depth` places earlier in this FIFO must have left it (started loading);
+    # the ring starts at 0, so the first `depth` packets always find room
+    slot = ring_pos[dst]
+    t_fifo, port_stall, fifo_stall = eject(dst * N_PORTS, t_ready, ring[dst, slot], hop, flits, link_free,
+                                           link_flits)
+    start = max(t_fifo, load_free[dst])
     ring[dst, slot] = start
-    ring_n[dst] += 1
-    issue = (fanout + cfg[CFG_LANES] - 1) // cfg[CFG_LANES]
-    load_free[dst] = start + cfg[CFG_DECODE] + issue
-    fin = load_free[dst] + cfg[CFG_PIPE]
+    slot += 1
+    ring_pos[dst] = 0 if slot == ring.shape[1] else slot
+    load_free[dst] = start + issue
+    fin = start + issue + pipe
     if fin > done[dst]:
         done[dst] = fin
-    cnt[src, _PK_INJ] += 1
+    rx[dst] += 1
     cnt[src, _FLIT_HOPS] += hops * flits
     cnt[src, _NOC_STALL] += stall + port_stall
     cnt[dst, _FIFO_STALL] += fifo_stall
-    cnt[dst, _PK_RX] += 1
-    cnt[dst, _FIFO] += 2 + 2 * fanout  # router FIFO push+pop; compute->store FIFO per target
-    cnt[dst, _BUSY] += cfg[CFG_DECODE] + issue
-    return t_fifo
 
 
-@njit(cache=True)
-def _to_host(src, t_inj, cfg, link_free, link_flits, cnt):
-    """Route a result packet (output spike or potential) to the host port at PE ``cfg[CFG_HOST]``;
-    the host drains it at once (no FIFO, no core). Returns the cycle it leaves the mesh."""
+@njit(cache=True, inline="always")
+def _to_host(src, t_inj, cfg, link_free, link_flits, cnt, links, n_hops):
+    """Route a result flit (output spike or potential) to the host on the west port of router
+    ``cfg[CFG_HOST]``; the host drains it at once. Returns the cycle it leaves the mesh."""
     hop = cfg[CFG_HOP]
     flits = cfg[CFG_FLITS]
     n_pe = cfg[CFG_NPE]
-    t_ready, hops, stall = route_to_eject(src, cfg[CFG_HOST], t_inj, cfg[CFG_WIDTH], n_pe, hop,
-                                          flits, link_free, link_flits, n_pe * N_PORTS + src)
+    t_ready, hops, stall = route_fast(src * n_pe + cfg[CFG_HOST], t_inj, hop, flits, link_free, link_flits,
+                                      n_pe * N_PORTS + src, links, n_hops)
     t, port_stall, _ = eject(n_pe * (N_PORTS + 1) + 1, t_ready, 0, hop, flits, link_free, link_flits)
     cnt[src, _PK_INJ] += 1
     cnt[src, _FLIT_HOPS] += hops * flits
@@ -104,194 +93,329 @@ def _to_host(src, t_inj, cfg, link_free, link_flits, cnt):
     return t
 
 
+@njit(cache=True, inline="always")
+def _sync(p, k, pe_lo, pe_hi, n_in, fire, A, V, synced, v_lo, v_hi):
+    """Integrate PE p's unfired neurons through step k with their constant A (no fire possible)."""
+    n = k - synced[p]
+    if n <= 0:
+        return
+    for j in range(pe_lo[p], pe_hi[p]):
+        if fire[j] == NEVER:
+            a = j - n_in
+            v = V[a] + A[a] * n
+            V[a] = min(max(v, v_lo), v_hi)
+    synced[p] = k
+
+
+@njit(cache=True, inline="always")
+def _predict(p, pe_lo, pe_hi, n_in, fire, A, V, theta, synced, next_fire):
+    """Earliest step > synced[p] at which an unfired neuron of p reaches theta with its current A."""
+    k = synced[p]
+    best = FAR
+    for j in range(pe_lo[p], pe_hi[p]):
+        if fire[j] == NEVER:
+            a = j - n_in
+            if A[a] > 0:
+                s = k + (theta[a] - V[a] + A[a] - 1) // A[a]
+                if s < best:
+                    best = s
+    next_fire[p] = best
+
+
 @njit(cache=True)
-def frame_kernel(in_step, cfg, node_off, node_pe, node_local, pe_lo, pe_hi, pe_layer, layer_pe_off,
-                 layer_pes, w_flat, w_off, theta, fire, v_out, cnt, step_start, v_trace):
-    """Run one frame. ``in_step[n_in]``: input spike steps (-1 = silent). Outputs written in place:
-    ``fire[n_nodes]`` (fire step or -1; inputs included), ``v_out[n_out]`` (output potentials at
-    the end of the window), ``cnt[n_pe, K]``; with record: ``step_start[T+1]``, ``v_trace[T, n_out]``.
-    Returns ``(cycles, steps_run)``."""
-    T = cfg[CFG_STEPS]
+def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer, layer_pe_off, layer_pes,
+                 dest_off, dests, in_dests, w_flat, w_off, theta, fire, v_out, cnt, step_start, v_trace):
+    """Run one frame. ``in_step[n_in]``: input spike steps (-1 = silent); ``window[c]``: last step of
+    compute layer c (index 0 unused). Outputs in place: ``fire[n_nodes]`` (fire step or -1; inputs
+    included), ``v_out[n_out]`` (output V at the end), ``cnt[n_pe, K]``; with record,
+    ``step_start[k]`` and ``v_trace[k, n_out]`` for every step run. Returns ``(cycles, steps_run)``."""
     n_pe = cfg[CFG_NPE]
-    width = cfg[CFG_WIDTH]
-    hop = cfg[CFG_HOP]
-    L = node_off.shape[0] - 2  # compute layers
+    L = node_off.shape[0] - 2
     n_nodes = node_off[L + 1]
     n_in = node_off[1]
     a_lo, a_hi, v_lo, v_hi = cfg[CFG_A_LO], cfg[CFG_A_HI], cfg[CFG_V_LO], cfg[CFG_V_HI]
-    softmax = cfg[CFG_SOFTMAX]
-    delay = cfg[CFG_DELAY]
-    host = cfg[CFG_HOST]
+    softmax = cfg[CFG_SOFTMAX] == 1
+    record = cfg[CFG_RECORD] == 1
+    early = cfg[CFG_EARLY_STOP] == 1 and not softmax
     lanes = cfg[CFG_LANES]
+    sweep_lat = cfg[CFG_SWEEP_LAT]
+    ovh = cfg[CFG_STEP_OVH]
     n_neur = n_nodes - n_in
+    out_off = node_off[L]
+    n_out = n_nodes - out_off
+    k_end = 0
+    for c in range(1, L + 1):
+        k_end = max(k_end, window[c])
     A = np.zeros(n_neur, np.int64)
     V = np.zeros(n_neur, np.int64)
     for i in range(n_nodes):
         fire[i] = NEVER
-    # --- event lists per node layer, in (step, index) order: inputs by counting sort --------------
-    ev = np.empty(n_nodes, np.int64)       # node ids, grouped by node layer (layer c at node_off[c]..)
-    ev_n = np.zeros(L + 1, np.int64)       # events so far per node layer
-    ptr = np.zeros(L + 1, np.int64)        # next event to deliver per node layer
-    ev_t = np.empty(n_nodes, np.int64)     # emission cycle of each event (same slots as ev)
-    counts = np.zeros(T + 1, np.int64)
+    # ---- events per node layer in (step, index) order; inputs by a counting sort ------------------
+    ev = np.empty(n_nodes, np.int64)
+    ev_t = np.zeros(n_nodes, np.int64)       # emission cycle
+    ev_n = np.zeros(L + 1, np.int64)
+    ptr = np.zeros(L + 1, np.int64)
+    w1 = window[1]
+    counts = np.zeros(w1 + 2, np.int64)
     for i in range(n_in):
         s = in_step[i]
-        if s >= 0 and s < T:
+        if 0 <= s <= w1:  # later spikes are never delivered (spec section 4)
             counts[s + 1] += 1
-    for s in range(T):
+    for s in range(w1 + 1):
         counts[s + 1] += counts[s]
     for i in range(n_in):
         s = in_step[i]
-        if s >= 0 and s < T:
-            ev[counts[s]] = i
-            counts[s] += 1
+        if s >= 0:
             fire[i] = s
-    ev_n[0] = counts[T - 1] if T > 0 else 0
-    # --- timing state ----------------------------------------------------------------------------
+            if s <= w1:
+                ev[counts[s]] = i
+                counts[s] += 1
+    ev_n[0] = counts[w1]
+    # ---- per-PE state ------------------------------------------------------------------------------
+    synced = np.zeros(n_pe, np.int64)
+    next_fire = np.full(n_pe, FAR, np.int64)
+    active = np.zeros(n_pe, np.int64)       # unfired neurons
+    sweep_cyc = np.zeros(n_pe, np.int64)
+    for p in range(n_pe):
+        active[p] = pe_hi[p] - pe_lo[p]
+        if pe_layer[p] > 0:
+            sweep_cyc[p] = (pe_hi[p] - pe_lo[p] + lanes - 1) // lanes
+    layer_sweep = np.zeros(L + 1, np.int64)  # longest sweep of a layer's PEs, incl. pipeline fill
+    for c in range(1, L + 1):
+        for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
+            layer_sweep[c] = max(layer_sweep[c], sweep_cyc[layer_pes[q]] + sweep_lat)
+    dirty = np.zeros(n_pe, np.bool_)
+    # ---- timing state ------------------------------------------------------------------------------
     n_l = n_links(n_pe)
     link_free = np.zeros(n_l, np.int64)
     link_flits = np.zeros(n_l, np.int64)
     depth = cfg[CFG_FIFO]
     ring = np.zeros((n_pe, depth), np.int64)
-    ring_n = np.zeros(n_pe, np.int64)
+    ring_pos = np.zeros(n_pe, np.int64)
+    rx = np.zeros(n_pe, np.int64)
+    hop = cfg[CFG_HOP]
+    flits = cfg[CFG_FLITS]
+    pipe = cfg[CFG_PIPE]
+    issue_cyc = np.zeros(n_pe, np.int64)
+    for p in range(n_pe):
+        issue_cyc[p] = cfg[CFG_DECODE] + (pe_hi[p] - pe_lo[p] + lanes - 1) // lanes
     load_free = np.zeros(n_pe, np.int64)
     done = np.zeros(n_pe, np.int64)
-    sweep_end = np.zeros(n_pe, np.int64)
-    up_ready = np.zeros(L + 2, np.int64)   # per node layer: latest sweep end (+ network) this step
     now = 0
     steps_run = 0
-    out_off = node_off[L]
-    n_out = node_off[L + 1] - out_off
-    for k in range(T):
-        if cfg[CFG_RECORD]:
+    k = 0
+    while k <= k_end:
+        # ---- a run of quiet steps: no delivery, no fire, nothing recorded ------------------------
+        if not record:
+            nk = k_end + 1
+            for c in range(1, L + 1):
+                if k > window[c]:
+                    continue
+                if ptr[c - 1] < ev_n[c - 1]:
+                    s = fire[ev[node_off[c - 1] + ptr[c - 1]]]
+                    if s <= window[c] and s < nk:
+                        nk = s
+                for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
+                    s = next_fire[layer_pes[q]]
+                    if s <= window[c] and s < nk:
+                        nk = s
+            if nk > k:
+                t = k
+                while t < nk:  # split at window ends: the set of sweeping layers changes there
+                    seg = nk
+                    q_len = 0
+                    for c in range(1, L + 1):
+                        if t <= window[c]:
+                            seg = min(seg, window[c] + 1)
+                            q_len = max(q_len, layer_sweep[c])
+                    n = seg - t
+                    for c in range(1, L + 1):
+                        if t <= window[c]:
+                            for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
+                                p = layer_pes[q]
+                                cnt[p, _BUSY] += n * sweep_cyc[p]
+                                cnt[p, _A_R] += n * active[p]
+                                cnt[p, _V_R] += n * active[p]
+                                cnt[p, _V_W] += n * active[p]
+                                cnt[p, _ADDS] += n * active[p]
+                    now += n * (q_len + ovh)
+                    steps_run += n
+                    t = seg
+                k = nk
+                continue
+        # ---- a full step -------------------------------------------------------------------------
+        if record:
             step_start[k] = now
         steps_run += 1
         for p in range(n_pe):
             done[p] = now
-            sweep_end[p] = now
+            load_free[p] = now
         for c in range(1, L + 1):
-            lo_c = node_off[c]
+            if k > window[c]:
+                continue
+            fires_c = not (softmax and c == L)
+            # (1) integrate and (2) fire: every PE of layer c sweeps
+            for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
+                p = layer_pes[q]
+                j0 = pe_lo[p]
+                sweep_end = now + sweep_cyc[p] + sweep_lat
+                done[p] = sweep_end
+                load_free[p] = sweep_end
+                cnt[p, _BUSY] += sweep_cyc[p]
+                cnt[p, _A_R] += active[p]
+                cnt[p, _V_R] += active[p]
+                cnt[p, _V_W] += active[p]
+                cnt[p, _ADDS] += active[p]
+                if not (record or next_fire[p] == k):
+                    continue
+                n = k - synced[p]
+                best = FAR
+                for j in range(j0, pe_hi[p]):
+                    if fire[j] != NEVER:
+                        continue
+                    a = j - n_in
+                    v = min(max(V[a] + A[a] * n, v_lo), v_hi)
+                    V[a] = v
+                    if fires_c and v >= theta[a]:
+                        fire[j] = k
+                        active[p] -= 1
+                        t_emit = now + sweep_lat + (j - j0) // lanes
+                        e = node_off[c] + ev_n[c]
+                        ev[e] = j
+                        ev_t[e] = t_emit
+                        ev_n[c] += 1
+                        cnt[p, _SPIKES] += 1
+                        cnt[p, _S_R] += 1 + dest_off[p + 1] - dest_off[p]
+                        for d in range(dest_off[p], dest_off[p + 1]):
+                            if dests[d] < 0:
+                                _to_host(p, t_emit, cfg, link_free, link_flits, cnt, links, n_hops)
+                    elif A[a] > 0:
+                        s = k + (theta[a] - v + A[a] - 1) // A[a]
+                        if s < best:
+                            best = s
+                synced[p] = k
+                next_fire[p] = best if fires_c else FAR
+            # (3) deliver the spikes of step k into layer c, ascending input index
             lo_prev = node_off[c - 1]
-            n_prev = lo_c - lo_prev
-            n_c = node_off[c + 1] - lo_c
-            wo = w_off[c - 1]
-            fires_out = not (softmax and c == L)
-            for phase in range(2):
-                deliver = (phase == 0) == (cfg[CFG_DELIVER_FIRST] == 1)
-                if deliver:
-                    # spikes of node layer c-1 due now
-                    base = node_off[c - 1]
-                    while ptr[c - 1] < ev_n[c - 1]:
-                        e = base + ptr[c - 1]
-                        i = ev[e]
-                        if fire[i] + (delay if c > 1 else 0) > k:
-                            break
-                        ptr[c - 1] += 1
-                        src = node_pe[i] if c > 1 else host
-                        t_inj = ev_t[e] if c > 1 else now
-                        il = i - lo_prev
-                        for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
-                            p = layer_pes[q]
-                            j0 = pe_lo[p]
-                            j1 = pe_hi[p]
-                            fan = j1 - j0
-                            _send(src, c == 1, p, t_inj, now, fan, cfg, link_free, link_flits, ring, ring_n,
-                                  load_free, done, cnt)
-                            row = wo + il * n_c - lo_c
-                            for j in range(j0, j1):
-                                a = j - n_in
-                                A[a] = _sat(A[a] + w_flat[row + j], a_lo, a_hi)
-                            cnt[p, _W_R] += fan
-                            cnt[p, _A_R] += fan
-                            cnt[p, _A_W] += fan
-                            cnt[p, _ADDS] += fan
+            n_c = node_off[c + 1] - node_off[c]
+            wo = w_off[c - 1] - node_off[c]
+            any_dirty = False
+            whole = dense[c] == 1
+            while ptr[c - 1] < ev_n[c - 1]:
+                e = lo_prev + ptr[c - 1]
+                i = ev[e]
+                if fire[i] != k:
+                    break
+                ptr[c - 1] += 1
+                if c == 1:
+                    src = cfg[CFG_HOST]
+                    inj = n_pe * (N_PORTS + 1)  # the host's input port
+                    t_inj = now
+                    d0 = 0
+                    d1 = in_dests.shape[0]
                 else:
-                    # sweep of every PE of layer c
-                    ready = up_ready[c - 1] if c > 1 else now
-                    last = now
+                    src = node_pe[i]
+                    inj = n_pe * N_PORTS + src
+                    t_inj = ev_t[e]
+                    d0 = dest_off[src]
+                    d1 = dest_off[src + 1]
+                row = wo + (i - lo_prev) * n_c
+                if whole and not any_dirty:
+                    # every source feeds every PE of the layer: integrate all of it through k once
                     for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
                         p = layer_pes[q]
-                        j0 = pe_lo[p]
-                        j1 = pe_hi[p]
-                        start = max(done[p], now)
-                        if c > 1 and cfg[CFG_DELIVER_FIRST] == 1 and delay == 0:
-                            # wait for the upstream layer's sweep, plus the network to reach p
-                            start = max(start, ready + (width + n_pe // width) * hop)
-                        slot0 = start + cfg[CFG_SWEEP_LAT]
-                        for j in range(j0, j1):
-                            if fire[j] != NEVER:
-                                continue
-                            a = j - n_in
-                            V[a] = _sat(V[a] + A[a], v_lo, v_hi)
-                            cnt[p, _A_R] += 1
-                            cnt[p, _V_R] += 1
-                            cnt[p, _V_W] += 1
-                            cnt[p, _ADDS] += 1
-                            if fires_out and V[a] >= theta[a]:
-                                fire[j] = k
-                                e = node_off[c] + ev_n[c]
-                                ev[e] = j
-                                ev_t[e] = slot0 + (j - j0) // lanes
-                                ev_n[c] += 1
-                                cnt[p, _SPIKES] += 1
-                                cnt[p, _S_R] += 1
-                                if c == L and cfg[CFG_OUT_TO_HOST]:
-                                    _to_host(p, slot0 + (j - j0) // lanes, cfg, link_free, link_flits, cnt)
-                        sweep = (j1 - j0 + lanes - 1) // lanes
-                        end = start + sweep + cfg[CFG_SWEEP_LAT]
-                        cnt[p, _BUSY] += sweep
-                        sweep_end[p] = end
-                        if end > last:
-                            last = end
-                    up_ready[c] = last
-        if cfg[CFG_RECORD]:
+                        _sync(p, k, pe_lo, pe_hi, n_in, fire, A, V, synced, v_lo, v_hi)
+                        dirty[p] = True
+                    any_dirty = True
+                for d in range(d0, d1):
+                    p = in_dests[d] if c == 1 else dests[d]
+                    if p < 0:
+                        continue
+                    if c > 1:
+                        cnt[src, _PK_INJ] += 1
+                    j0 = pe_lo[p]
+                    j1 = pe_hi[p]
+                    _send(src, inj, p, t_inj, issue_cyc[p], hop, flits, pipe, n_pe, link_free, link_flits, ring,
+                          ring_pos, load_free, done, rx, cnt, links, n_hops)
+                    if whole:
+                        continue
+                    if not dirty[p]:
+                        _sync(p, k, pe_lo, pe_hi, n_in, fire, A, V, synced, v_lo, v_hi)
+                        dirty[p] = True
+                        any_dirty = True
+                    for j in range(j0, j1):
+                        a = j - n_in
+                        A[a] = min(max(A[a] + w_flat[row + j], a_lo), a_hi)
+                if whole:  # the same updates, as one contiguous row (same order per neuron)
+                    a0 = node_off[c] - n_in
+                    r0 = row + node_off[c]
+                    for x in range(n_c):
+                        v = A[a0 + x] + w_flat[r0 + x]
+                        A[a0 + x] = min(max(v, a_lo), a_hi)
+            if any_dirty:
+                for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
+                    p = layer_pes[q]
+                    if dirty[p]:
+                        dirty[p] = False
+                        if fires_c:
+                            _predict(p, pe_lo, pe_hi, n_in, fire, A, V, theta, synced, next_fire)
+        if record:
             for o in range(n_out):
                 v_trace[k, o] = V[out_off - n_in + o]
         nxt = now
         for p in range(n_pe):
-            if done[p] > nxt:
-                nxt = done[p]
-            if sweep_end[p] > nxt:
-                nxt = sweep_end[p]
-            if load_free[p] > nxt:
-                nxt = load_free[p]
-        now = nxt + cfg[CFG_STEP_OVH]
-        if cfg[CFG_EARLY_STOP] and not softmax and ev_n[L] > 0:
+            nxt = max(nxt, done[p], load_free[p])
+        now = nxt + ovh
+        k += 1
+        if early and ev_n[L] > 0:
             break
-    # read-out of the output potentials (softmax) = one packet per output neuron to the host
+    # ---- end of frame: potentials through the last step, softmax read-out -------------------------
+    k_last = k - 1
+    for c in range(1, L + 1):
+        for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
+            _sync(layer_pes[q], min(k_last, window[c]), pe_lo, pe_hi, n_in, fire, A, V, synced, v_lo, v_hi)
     for o in range(n_out):
         v_out[o] = V[out_off - n_in + o]
-    if softmax and cfg[CFG_OUT_TO_HOST]:
-        last_out = now
-        for o in range(n_out):
-            p = node_pe[out_off + o]
-            cnt[p, _V_R] += 1
-            t = _to_host(p, now + node_local[out_off + o], cfg, link_free, link_flits, cnt)
-            if t > last_out:
-                last_out = t
-        now = max(now, last_out)
-    if cfg[CFG_RECORD]:
+    if softmax:
+        last = now
+        for q in range(layer_pe_off[L], layer_pe_off[L + 1]):
+            p = layer_pes[q]
+            for j in range(pe_lo[p], pe_hi[p]):
+                cnt[p, _V_R] += 1
+                cnt[p, _S_R] += 1
+                last = max(last, _to_host(p, now + (j - pe_lo[p]) // lanes, cfg, link_free, link_flits, cnt,
+                                             links, n_hops))
+        now = last
+    if record:
         step_start[steps_run] = now
     for p in range(n_pe):
+        fan = pe_hi[p] - pe_lo[p]
+        cnt[p, _PK_RX] += rx[p]
+        cnt[p, _FIFO] += rx[p] * (2 + 2 * fan)  # router FIFO push+pop; compute->store FIFO per neuron
+        cnt[p, _BUSY] += rx[p] * issue_cyc[p]
+        cnt[p, _W_R] += rx[p] * fan
+        cnt[p, _A_R] += rx[p] * fan
+        cnt[p, _A_W] += rx[p] * fan
+        cnt[p, _ADDS] += rx[p] * fan
         s = 0
         for o in range(N_PORTS):
             s += link_flits[p * N_PORTS + o]
-        if p == host:
-            s += link_flits[n_pe * (N_PORTS + 1) + 1]
         cnt[p, _ROUTER] += s
+    cnt[cfg[CFG_HOST], _ROUTER] += link_flits[n_pe * (N_PORTS + 1) + 1]  # the host's output port
     return now, steps_run
 
 
 @njit(cache=True, parallel=True)
-def run_frames(in_steps, cfg, node_off, node_pe, node_local, pe_lo, pe_hi, pe_layer, layer_pe_off,
-               layer_pes, w_flat, w_off, theta, fire, v_out, cnt, cycles, steps, step_start, v_trace):
-    """``frame_kernel`` over frames ``in_steps[N, n_in]`` in parallel (each frame is independent)."""
+def run_frames(in_steps, cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer, layer_pe_off, layer_pes,
+               dest_off, dests, in_dests, w_flat, w_off, theta, fire, v_out, cnt, cycles, steps, step_start,
+               v_trace):
+    """``frame_kernel`` over frames ``in_steps[N, n_in]`` in parallel (frames are independent)."""
     N = in_steps.shape[0]
     rec = cfg[CFG_RECORD]
     for f in prange(N):
-        fi = f if rec else 0
-        c, s = frame_kernel(in_steps[f], cfg, node_off, node_pe, node_local, pe_lo, pe_hi, pe_layer,
-                            layer_pe_off, layer_pes, w_flat, w_off, theta, fire[f], v_out[f], cnt[f],
-                            step_start[fi], v_trace[fi])
+        fi = f * rec
+        c, s = frame_kernel(in_steps[f], cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer,
+                            layer_pe_off, layer_pes, dest_off, dests, in_dests, w_flat, w_off, theta, fire[f],
+                            v_out[f], cnt[f], step_start[fi], v_trace[fi])
         cycles[f] = c
         steps[f] = s

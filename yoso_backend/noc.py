@@ -151,7 +151,7 @@ def route_to_eject(src, dst, t_inject, width, n_pe, hop_cycles, flits, link_free
     return t, hops, stall
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def eject(link, t_ready, t_fifo_room, hop_cycles, flits, link_free, link_flits):
     """Move a packet through output ``link`` (a local port, or the host's) into the FIFO behind it.
 
@@ -165,3 +165,61 @@ def eject(link, t_ready, t_fifo_room, hop_cycles, flits, link_free, link_flits):
     link_free[link] = g + flits
     link_flits[link] += flits
     return g + hop_cycles, g_port - t_ready, g - g_port
+
+
+@njit(cache=True)
+def route_table(width, n_pe):
+    """X-Y routes of every (src, dst) pair: ``links[src * n_pe + dst, h]`` is the output link taken at
+    hop h, ``n_hops[src * n_pe + dst]`` the hop count (the kernels' fast path; equals `route_to_eject`)."""
+    height = n_pe // width
+    max_h = width + height - 2
+    links = np.zeros((n_pe * n_pe, max(max_h, 1)), np.int64)
+    n_hops = np.zeros(n_pe * n_pe, np.int64)
+    for src in range(n_pe):
+        for dst in range(n_pe):
+            r = src * n_pe + dst
+            x = src % width
+            y = src // width
+            dx = dst % width
+            dy = dst // width
+            cur = src
+            h = 0
+            while cur != dst:
+                if x < dx:
+                    links[r, h] = cur * N_PORTS + PORT_EAST
+                    cur += 1
+                    x += 1
+                elif x > dx:
+                    links[r, h] = cur * N_PORTS + PORT_WEST
+                    cur -= 1
+                    x -= 1
+                elif y < dy:
+                    links[r, h] = cur * N_PORTS + PORT_NORTH
+                    cur += width
+                    y += 1
+                else:
+                    links[r, h] = cur * N_PORTS + PORT_SOUTH
+                    cur -= width
+                    y -= 1
+                h += 1
+            n_hops[r] = h
+    return links, n_hops
+
+
+@njit(cache=True, inline="always")
+def route_fast(r, t_inject, hop_cycles, flits, link_free, link_flits, inj, links, n_hops):
+    """`route_to_eject` over a precomputed route ``r = src * n_pe + dst`` (same results)."""
+    g = max(t_inject, link_free[inj])
+    stall = g - t_inject
+    link_free[inj] = g + flits
+    link_flits[inj] += flits
+    t = g
+    nh = n_hops[r]
+    for h in range(nh):
+        link = links[r, h]
+        g = max(t, link_free[link])
+        stall += g - t
+        link_free[link] = g + flits
+        link_flits[link] += flits
+        t = g + hop_cycles
+    return t, nh, stall
