@@ -174,9 +174,11 @@ def run(prog: YosoProgram, pixels: np.ndarray) -> ReferenceResult:
         potentials = None
         pred, first = ttfs_prediction(out)
         if prog.early_stop:
-            # the frame ends after the step of the first output spike: later output spikes never happen
-            out = np.where((first[:, None] >= 0) & (out > first[:, None]), NO_SPIKE, out)
-            fire_steps[-1] = out
+            # the frame ends after step k* of the first output spike: no spike of any layer after k*
+            # happens (predictions are unchanged: they depend on steps <= k* only)
+            cut = first[:, None]
+            fire_steps = [np.where((cut >= 0) & (fs > cut), NO_SPIKE, fs).astype(np.int32) for fs in fire_steps]
+            out = fire_steps[-1]
             end = np.where(first >= 0, first, max(l.window_steps for l in prog.layers)).astype(np.int64)
         else:
             end = np.full(n, max(l.window_steps for l in prog.layers), dtype=np.int64)

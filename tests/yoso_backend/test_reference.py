@@ -180,6 +180,11 @@ def test_early_stop_keeps_prediction_and_hides_later_spikes(small_program, pixel
     expect = np.where(full.spike_times <= first[:, None], full.spike_times, np.inf)
     assert np.array_equal(es.spike_times, expect)
     assert es.counters["synaptic_events_mean"] <= full.counters["synaptic_events_mean"]
+    k_star = np.where(es.predictions >= 0, es.fire_steps[-1].max(axis=1), np.iinfo(np.int32).max)
+    for fs_full, fs_es in zip(full.fire_steps, es.fire_steps):
+        keep = fs_full <= k_star[:, None]
+        assert np.array_equal(fs_es[keep], fs_full[keep])
+        assert (fs_es[~keep] == NO_SPIKE).all()
 
 
 def test_softmax_reads_out_potentials(small_program, pixels):
