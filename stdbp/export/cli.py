@@ -1,10 +1,12 @@
 """`stdbp export CHECKPOINT -o model.onnx` and `stdbp inspect model.onnx`.
 
-Checkpoint format read by `stdbp export` (written by stdbp-train): a torch-saved dict with
-  arch        str, the paper notation, e.g. "784-800-10"
-  model_state state_dict of `stdbp.train.models.build_snn(parse_arch(arch), **config)`
-  config      dict with threshold, t_max, alpha, silent_zero, dataset (and optionally accuracy)
-  accuracy    optional float (test accuracy, 0..1), also accepted inside config
+Checkpoints `stdbp export` reads (loaded with torch.load(weights_only=True): no code runs):
+- stdbp-train's own format (`stdbp.train.checkpoint`, "format": "stdbp-train-checkpoint/1"):
+  `model` (state_dict), `config` (TrainConfig as a dict: arch, data, threshold, t_max, alpha,
+  silent_zero, ...), `best_accuracy`; a run folder is accepted too (best.pt, else checkpoint.pt);
+- a plain dict: `arch` (paper notation, e.g. "784-800-10"), `model_state` (state_dict),
+  `config` (threshold, t_max, alpha, silent_zero, dataset; optionally accuracy), `accuracy`.
+The network is rebuilt with `stdbp.train.models.build_snn(parse_arch(arch), ...)`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def load_checkpoint(path: Path):
 
     from stdbp.errors import UserError
 
+    if path.is_dir():  # a stdbp-train run folder
+        path = next((p for p in (path / "best.pt", path / "checkpoint.pt") if p.is_file()), path / "best.pt")
     if not path.is_file():
         raise UserError(path, "no such checkpoint file", "pass the checkpoint written by stdbp-train")
     try:
@@ -32,6 +36,11 @@ def load_checkpoint(path: Path):
     except Exception as exc:  # truncated zip, pickle of something else, ...
         raise UserError(path, f"not a readable checkpoint ({type(exc).__name__})",
                         "pass the checkpoint written by stdbp-train") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == "stdbp-train-checkpoint/1" and "arch" in ckpt.get("config", {}):
+        config = dict(ckpt["config"])
+        ckpt = {"arch": config["arch"], "model_state": ckpt.get("model"), "config": config,
+                "accuracy": ckpt.get("best_accuracy")}
+        config.setdefault("dataset", config.get("data"))
     if not isinstance(ckpt, dict) or not {"arch", "model_state", "config"} <= set(ckpt):
         raise UserError(path, "checkpoint must be a dict with keys arch, model_state, config",
                         "pass the checkpoint written by stdbp-train")
@@ -51,12 +60,14 @@ def load_checkpoint(path: Path):
         first = str(exc).strip().splitlines()[0]
         raise UserError(path, f"weights do not match arch {arch}: {first}", "re-train or fix the arch") from None
     accuracy = ckpt.get("accuracy", config.get("accuracy"))
+    if accuracy is not None and not 0.0 <= float(accuracy) <= 1.0:
+        accuracy = None  # e.g. -1.0 = "not evaluated yet"
     return model, arch, config, (None if accuracy is None else float(accuracy))
 
 
 @export_app.command()
 def export(
-    checkpoint: Path = typer.Argument(..., help="checkpoint written by stdbp-train"),
+    checkpoint: Path = typer.Argument(..., help="checkpoint written by stdbp-train (or its run folder)"),
     output: Path = typer.Option(Path("model.onnx"), "-o", "--output", help="ONNX file to write"),
     dataset: str = typer.Option(None, help="data set name for the metadata (default: from the checkpoint)"),
     accuracy: float = typer.Option(None, help="accuracy for the metadata (default: from the checkpoint)"),

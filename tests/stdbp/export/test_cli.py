@@ -47,6 +47,28 @@ def test_export_then_inspect(tmp_path, checkpoint):
     assert info["metadata"]["stdbp.t_max"] == "3.0"
 
 
+def test_export_trainer_checkpoint_format(tmp_path):
+    from dataclasses import asdict
+
+    from stdbp.train.checkpoint import save_checkpoint
+    from stdbp.train.runner import TrainConfig
+
+    cfg = TrainConfig(arch="784-20-10", t_max=2.5, silent_zero=True, data="fashion-mnist")
+    net = build_snn(parse_arch(cfg.arch), threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
+                    silent_zero=cfg.silent_zero)
+    opt = torch.optim.Adam(net.parameters())
+    save_checkpoint(tmp_path / "best.pt", model=net, optimizer=opt, epoch=3, best_accuracy=0.81, config=asdict(cfg))
+    out = tmp_path / "m.onnx"
+    r = runner.invoke(export_app, [str(tmp_path), "-o", str(out)])  # the run folder: best.pt is used
+    assert r.exit_code == 0, r.output
+    m = onnx.load(out)
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["stdbp.arch"] == "784-20-10" and meta["stdbp.dataset"] == "fashion-mnist"
+    assert float(meta["stdbp.accuracy"]) == 0.81 and float(meta["stdbp.t_max"]) == 2.5
+    w = onnx.numpy_helper.to_array(m.graph.initializer[0])
+    assert (w == net[1].weight.detach().numpy()).all()
+
+
 def test_export_refuses_overwrite(tmp_path, checkpoint):
     out = tmp_path / "model.onnx"
     out.write_bytes(b"keep me")
