@@ -86,6 +86,20 @@ def confusion(labels, predictions, n_classes: int):
     return cm
 
 
+def _default_data(model: Path) -> str:
+    """The bundled sample of the data set named in the model's metadata (MNIST if none)."""
+    if model.is_file():
+        try:
+            import onnx
+
+            meta = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+            if meta.get("stdbp.dataset") == "fashion-mnist":
+                return "sample-fashion-mnist"
+        except Exception:  # unreadable: the backend's validation reports it properly
+            pass
+    return "sample"
+
+
 def _sum_counters(items: list[dict]) -> dict:
     out: dict = {}
     for c in items:
@@ -102,7 +116,8 @@ def run(
     ctx: typer.Context,
     model: Path = typer.Argument(..., help="model.onnx (onnxruntime) or model.yoso/ (yoso)"),
     backend: str = typer.Option("auto", help="onnxruntime | yoso | auto (directory -> yoso, file -> onnxruntime)"),
-    data: str = typer.Option("sample", help="mnist | fashion-mnist | sample | sample-fashion-mnist | PATH.npz"),
+    data: str = typer.Option(None, help="mnist | fashion-mnist | sample | sample-fashion-mnist | PATH.npz "
+                             "(default: the bundled 500-image sample of the model's data set)"),
     split: str = typer.Option("test", help="train | test (mnist, fashion-mnist)"),
     limit: int = typer.Option(None, help="use only the first N images"),
     batch_size: int = typer.Option(128, help="images per backend call"),
@@ -145,6 +160,7 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = report or Path("runs") / f"run-{model.stem}-{backend}-{Path(data).stem}-{stamp}.json"
     refuse_overwrite(report, force)
+    data = data or _default_data(model)
     options = dict(extra)
     if backend == "onnxruntime":
         if extra:

@@ -128,3 +128,15 @@ def test_parse_extra_and_confusion():
     assert parse_extra(["--mode", "cycle", "--fast", "--hw=a.toml"]) == {"mode": "cycle", "fast": True, "hw": "a.toml"}
     cm = confusion(np.array([0, 1, 1]), np.array([0, -1, 0]), 2)
     np.testing.assert_array_equal(cm, [[1, 0, 0], [1, 0, 1]])
+
+
+def test_default_data_follows_model_metadata(tmp_path, good_model):
+    for dataset, sample in (("fashion-mnist", "fashion-mnist-test-sample.npz"), ("mnist", "mnist-test-sample.npz")):
+        m = copy.deepcopy(good_model)
+        m.metadata_props.add(key="stdbp.dataset", value=dataset)
+        p = tmp_path / f"{dataset}.onnx"
+        onnx.save(m, p)
+        report = tmp_path / f"{dataset}.json"
+        r = runner.invoke(app, [str(p), "--limit", "8", "--report", str(report)])
+        assert r.exit_code == 0, r.output
+        assert json.loads(report.read_text())["data"] == sample
