@@ -14,6 +14,33 @@ from stdbp.ops import DOMAIN, IR_VERSION, ONNX_OPSET, OPS, VERSION
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "ops.md"
 
 
+NOTES = """
+Each op exists four times, all computing the semantics above in float32 with the same
+sequential prefix sums: the training kernels (`stdbp.kernels.cpu`, numba; `torch_path` on GPUs),
+the ONNX Runtime custom ops of `stdbp-run` (onnxruntime-extensions Python ops calling those
+kernels; the node domain is renamed to `ai.onnx.contrib` in memory only), the function bodies
+attached to every model (standard opset-20 ops: TopK, Gather, CumSum, ArgMax, GatherElements,
+Where; conv = Pad with +inf, index-arithmetic im2col and a nested RelPspDense call; min-pool =
+Neg, MaxPool, Neg), and numpy implementations for `onnx.reference.ReferenceEvaluator`
+(`stdbp.ops.reference`). The tests require identical predictions, spike times within 1e-5
+relative and identical sets of silent neurons on seeded random dense and conv networks (with
+ties and silent inputs); a neuron whose potential meets the threshold within float32 rounding
+of `t_max` could differ between paths in principle, none does in the tested cases (on a random
+784-800-10 network over the 500-image sample the paths agree bit for bit).
+
+- `t_max = +inf` is stored as a FLOAT attribute holding inf: `onnx.checker` (full check) and
+  ONNX Runtime 1.32 accept it, so no sentinel value is needed.
+- The clamp `(t_(k), e_k]` needs `nextafter(t_(k), +inf)`, which ONNX lacks: the bodies add
+  `t * 2**-24 * (1 + 2**-10)` (more than half and less than 1.5 float32 ulps, so it rounds to
+  exactly the next float for t > 0) and use the smallest subnormal for t = 0.
+- The function bodies hold about six float32 `[N, out, in]` temporaries per dense layer (conv:
+  per output position): 784->800 needs about 15 MB per sample, so `stdbp-run --portable` splits
+  batches to a memory budget (`--memory-mb`, default 1024).
+- `onnx.reference`'s own GatherElements fails on axes longer than 64, so there the bodies run
+  only on small layers; the Python implementations run everything.
+"""
+
+
 def _default(a) -> str:
     if a.required:
         return "required"
@@ -42,6 +69,7 @@ def render() -> str:
         lines += [f"| out `{p.name}` | `{p.type_str}` | {p.doc} |" for p in s.outputs]
         lines += ["", "### Attributes", "", "| name | type | | description |", "| --- | --- | --- | --- |"]
         lines += [f"| `{a.name}` | {a.type.upper()} | {_default(a)} | {a.doc} |" for a in s.attributes]
+    lines += ["", "## Implementations and agreement", "", *NOTES.strip().splitlines()]
     return "\n".join(lines) + "\n"
 
 
