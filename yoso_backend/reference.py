@@ -16,8 +16,10 @@ exact spike time (tested in tests/yoso_backend/test_reference.py).
 
 Why numba and not vectorised numpy: A saturates spike by spike in a fixed order (step (3)), which is
 inherently sequential per (sample, neuron); the kernel below is a line-by-line transcription of the
-three rules, compiled (parallel over samples), which keeps it both obviously correct and fast. The
-tests check it against a pure-Python transcription and, without saturation, against the closed form.
+three rules, compiled (parallel over samples), which keeps it obviously correct; a second kernel
+computes the same arithmetic segment by segment between delivery steps (the default: it does not
+pay for empty steps of long windows). The tests check both against a pure-Python transcription,
+each other, and, without saturation, the closed form.
 """
 
 from __future__ import annotations
@@ -85,13 +87,73 @@ def _layer_kernel(steps, w_t, theta, window, fires, acc_min, acc_max, v_min, v_m
             v_out[b, j] = pot[j]
 
 
+@njit(cache=True, parallel=True)
+def _segment_kernel(steps, w_t, theta, window, fires, acc_min, acc_max, v_min, v_max, fire_out, v_out):  # pragma: no cover - numba
+    """Same result as `_layer_kernel`, jumping from one delivery step to the next.
+
+    Between the delivery at step s and the next one at step s' (or the window end), A is constant,
+    so the L = s' - s integrations of rule 1 are, exactly (V_min <= V <= V_max before, theta <= V_max):
+        A > 0:  V(s + d) = min(V + d A, V_max); the first d with V + d A >= theta is
+                d* = ceil((theta - V) / A) (> 0, as V < theta for an unfired neuron): fire at s + d*
+                if d* <= L (V frozen there), else V <- min(V + L A, V_max)
+        A <= 0: V <- max(V + L A, V_min), no fire (V only falls, and it was < theta)
+    then rule 3 delivers the spikes of step s'. Cost O(delivery steps x n) instead of O(window x n).
+    """
+    n_samples, m = steps.shape
+    n = w_t.shape[1]
+    for b in prange(n_samples):
+        st = steps[b]
+        order = np.argsort(st, kind="mergesort")
+        ptr = 0
+        while ptr < m and st[order[ptr]] < 0:
+            ptr += 1
+        acc = np.zeros(n, np.int64)
+        pot = np.zeros(n, np.int64)
+        fired = np.zeros(n, np.bool_)
+        done = -1  # steps 0..done have been fully processed (rules 1-3)
+        while done < window:
+            if ptr < m and st[order[ptr]] <= window:
+                nxt = st[order[ptr]]
+            else:
+                nxt = window
+            span = nxt - done
+            for j in range(n):  # rules 1-2 for steps done+1 .. nxt
+                if fired[j]:
+                    continue
+                a = acc[j]
+                v = pot[j]
+                if a > 0:
+                    if fires and theta[j] <= v_max:
+                        d = (theta[j] - v + a - 1) // a
+                        if d <= span:
+                            fired[j] = True
+                            fire_out[b, j] = done + d
+                            pot[j] = min(v + d * a, v_max)
+                            continue
+                    pot[j] = min(v + span * a, v_max)
+                else:
+                    pot[j] = max(v + span * a, v_min)
+            while ptr < m and st[order[ptr]] == nxt:  # rule 3 at step nxt
+                i = order[ptr]
+                for j in range(n):
+                    x = acc[j] + w_t[i, j]
+                    acc[j] = min(max(x, acc_min), acc_max)
+                ptr += 1
+            done = nxt
+        for j in range(n):
+            v_out[b, j] = pot[j]
+
+
 def run_layer(steps_in: np.ndarray, weights: np.ndarray, thresholds: np.ndarray, window: int, *,
               acc_range: tuple[int, int], v_range: tuple[int, int], fires: bool = True,
-              ) -> tuple[np.ndarray, np.ndarray]:
+              method: str = "segments") -> tuple[np.ndarray, np.ndarray]:
     """One fully connected layer.
 
     steps_in   int [B, m], step of each input spike, NO_SPIKE (-1) = silent
     weights    int [n, m]; thresholds int [n] (>= 1); window: last step (inclusive)
+    method     "steps": the literal loop over every step k = 0..window (rules 1-3 as written);
+               "segments" (default): the same arithmetic jumping between delivery steps (exact;
+               tests assert both are equal, and equal to a pure-Python transcription)
     returns    fire_steps int32 [B, n] (NO_SPIKE = silent), potentials int64 [B, n] (V at the end:
                after step `window`, or frozen at the fire step for neurons that fired)
     """
@@ -104,8 +166,11 @@ def run_layer(steps_in: np.ndarray, weights: np.ndarray, thresholds: np.ndarray,
         raise ValueError(f"shape mismatch: steps {steps_in.shape}, weights {weights.shape}, thresholds {theta.shape}")
     fire_out = np.full((n_samples, n), NO_SPIKE, dtype=np.int32)
     v_out = np.zeros((n_samples, n), dtype=np.int64)
+    kernels = {"segments": _segment_kernel, "steps": _layer_kernel}
+    if method not in kernels:
+        raise ValueError(f"method {method!r}: use 'segments' (fast, exact) or 'steps' (literal step loop)")
     if n_samples:
-        _layer_kernel(steps_in, w_t, theta, int(window), bool(fires), int(acc_range[0]), int(acc_range[1]),
+        kernels[method](steps_in, w_t, theta, int(window), bool(fires), int(acc_range[0]), int(acc_range[1]),
                       int(v_range[0]), int(v_range[1]), fire_out, v_out)
     return fire_out, v_out
 

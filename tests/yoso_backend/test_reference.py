@@ -46,7 +46,7 @@ def layer_case(draw):
     window = draw(st.integers(0, 25))
     steps = draw(st.lists(st.lists(st.integers(-1, 27), min_size=m, max_size=m), min_size=b, max_size=b))
     w = draw(st.lists(st.lists(st.integers(-9, 9), min_size=m, max_size=m), min_size=n, max_size=n))
-    theta = draw(st.lists(st.integers(1, 60), min_size=n, max_size=n))
+    theta = draw(st.lists(st.integers(1, 600), min_size=n, max_size=n))  # some above V_max: never fire
     a_bits, v_bits = draw(st.integers(4, 8)), draw(st.integers(5, 10))
     acc = (-(1 << (a_bits - 1)), (1 << (a_bits - 1)) - 1)
     vr = (-(1 << (v_bits - 1)), (1 << (v_bits - 1)) - 1)
@@ -54,14 +54,29 @@ def layer_case(draw):
     return steps, w, theta, window, acc, vr, fires
 
 
-@settings(max_examples=300)
+@settings(max_examples=400)
 @given(layer_case())
-def test_kernel_equals_literal_spec_with_saturation(case):
+def test_kernels_equal_literal_spec_with_saturation(case):
     steps, w, theta, window, acc, vr, fires = case
-    fs, v = run_layer(np.array(steps), np.array(w), np.array(theta), window, acc_range=acc, v_range=vr, fires=fires)
     lfs, lv = literal_layer(steps, w, theta, window, acc, vr, fires)
-    assert np.array_equal(fs, lfs)
-    assert np.array_equal(v, lv)
+    for method in ("steps", "segments"):
+        fs, v = run_layer(np.array(steps), np.array(w), np.array(theta), window, acc_range=acc, v_range=vr,
+                          fires=fires, method=method)
+        assert np.array_equal(fs, lfs), method
+        assert np.array_equal(v, lv), method
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0, 1, 300, 4095]))
+def test_segment_kernel_equals_step_kernel_on_larger_layers(seed, window):
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(-1, 300, (8, 60))
+    w = rng.integers(-127, 128, (40, 60))
+    theta = rng.integers(1, 40000, 40)
+    kw = dict(acc_range=(-(1 << 11), (1 << 11) - 1), v_range=(-(1 << 17), (1 << 17) - 1))
+    a = run_layer(steps, w, theta, window, method="steps", **kw)
+    b = run_layer(steps, w, theta, window, method="segments", **kw)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 @settings(max_examples=100)
