@@ -26,7 +26,8 @@ Neg, MaxPool, Neg), and numpy implementations for `onnx.reference.ReferenceEvalu
 relative and identical sets of silent neurons on seeded random dense and conv networks (with
 ties and silent inputs); a neuron whose potential meets the threshold within float32 rounding
 of `t_max` could differ between paths in principle, none does in the tested cases (on a random
-784-800-10 network over the 500-image sample the paths agree bit for bit).
+784-800-10 network over the 500-image sample the paths agreed bit for bit when measured;
+the tests require only the bound above).
 
 - `t_max = +inf` is stored as a FLOAT attribute holding inf: `onnx.checker` (full check) and
   ONNX Runtime 1.32 accept it, so no sentinel value is needed.
