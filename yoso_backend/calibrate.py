@@ -16,8 +16,7 @@ emulator's job (``stdbp calibrate`` runs the MNIST 784-800-10 reference model).
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 from stdbp.errors import UserError
 
@@ -59,47 +58,57 @@ def fit(mean_cycles: float, mean_dynamic_j: float, target_latency_s: float = PAP
                        target_latency_s=target_latency_s, target_energy_j=target_energy_j, **meta)
 
 
-def overlay_toml(cal: Calibration) -> str:
-    """The calibration as a TOML overlay: an ``[energy]`` table whose two entries replace the
-    hardware description's placeholders (marked calibrated), plus a ``[calibration]`` record."""
-    src = f"calibrated by `stdbp calibrate` on {cal.frames} frames of {cal.model or 'the reference model'} to {SOURCE}"
-    lines = [
-        "# Written by `stdbp calibrate`: do not edit by hand, rerun the command.",
-        "# Overlay on the hardware description: these keys replace its [energy] values.",
-        "[energy.f_clk_hz]",
-        f"value = {cal.f_clk_hz!r}",
-        'unit = "Hz"',
-        f"source = {_q(src)}",
-        "calibrated = true",
-        "",
-        "[energy.p_static_mw]",
-        f"value = {cal.p_static_w * 1e3!r}",
-        'unit = "mW"',
-        f"source = {_q(src)}",
-        "calibrated = true",
-        "",
-        "[calibration]",
-    ]
-    for key, val in asdict(cal).items():
-        lines.append(f"{key} = {_q(val) if isinstance(val, str) else repr(val)}")
-    lines.append(f"power_w = {cal.power_w!r}")
+CALIBRATED_KEYS = (("clock", "frequency_hz"), ("energy", "static_power_mw"))
+
+
+def calibrated_description(hw, cal: Calibration) -> dict:
+    """A copy of the description ``hw`` (its raw dict) with the fitted clock and static power, marked
+    ``source = "calibrated"``; every other value, and its source, unchanged."""
+    import copy
+
+    raw = copy.deepcopy(hw.raw)
+    raw["name"] = hw.name if hw.name.endswith("-calibrated") else f"{hw.name}-calibrated"
+    how = (f"fitted by `stdbp calibrate` on {cal.frames} frames of {cal.model or 'the reference model'} "
+           f"({cal.date}): mean {cal.mean_cycles:.1f} cycles and {cal.mean_dynamic_j * 1e6:.4f} uJ dynamic "
+           f"per frame -> {cal.target_latency_s * 1e3:.2f} ms, {cal.target_energy_j * 1e6:.3f} uJ ({SOURCE})")
+    raw["clock"]["frequency_hz"] = {"value": float(cal.f_clk_hz), "source": "calibrated", "note": how}
+    raw["energy"]["static_power_mw"] = {"value": float(cal.p_static_w * 1e3), "source": "calibrated", "note": how}
+    return raw
+
+
+def structure_of(raw: dict) -> dict:
+    """The description without its calibrated keys and name: what a compiled program depends on."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    out.pop("name", None)
+    for section, key in CALIBRATED_KEYS:
+        out.get(section, {}).pop(key, None)
+    return out
+
+
+def to_toml(raw: dict) -> str:
+    """A description as TOML in the layout of yoso_backend/hw/*.toml (inline tables per value)."""
+    lines = ["# Written by `stdbp calibrate`: the hardware description with a fitted clock and static power.",
+             "# Do not edit by hand; rerun the command. Specification: docs/yoso-spec.md section 2.", ""]
+    for key in ("format", "format_version", "name", "revision"):
+        lines.append(f"{key} = {_val(raw[key])}")
+    for section, items in raw.items():
+        if not isinstance(items, dict):
+            continue
+        lines += ["", f"[{section}]"]
+        for key, item in items.items():
+            fields = ", ".join(f"{k} = {_val(v)}" for k, v in item.items())
+            lines.append(f"{key} = {{ {fields} }}")
     return "\n".join(lines) + "\n"
 
 
-def _q(text: str) -> str:
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def read_overlay(path: str | Path) -> dict:
-    import tomllib
-
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(path, "calibration file not found", "run `stdbp calibrate` or pass an existing file") from None
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(path, f"not valid TOML ({err})", "rerun `stdbp calibrate --force`") from None
+def _val(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def today() -> str:

@@ -159,6 +159,33 @@ class EnergyModel:
         static = self.p_static_w * float(total_cycles) / self.f_clk_hz / n_pe
         return self.dynamic_j(pe_counters) + static
 
+    @classmethod
+    def from_hw(cls, hw) -> "EnergyModel":
+        """The model of a hardware description: its [energy] table and [clock] over the documented
+        defaults. The description has one SRAM read and one write figure (per word): they apply to
+        all four SRAMs. Entries whose source is "calibrated" are marked calibrated."""
+        from yoso_backend.artifact import sram_specs
+
+        specs = sram_specs(hw)
+        sizes = {"w": specs["weight"].depth * hw.weight_bits / 8, "a": specs["accw"].depth * hw.acc_bits / 8,
+                 "v": specs["neuron"].depth * 8, "s": specs["spike_addr"].depth * hw.flit_bits / 8}
+        bits = {"w": hw.weight_bits, "a": hw.acc_bits, "v": 64, "s": hw.flit_bits}
+        params = default_params(sizes, bits, hw.flit_bits)
+        mapping = {"add_pj": ["e_add_pj"], "fifo_op_pj": ["e_fifo_pj"], "router_hop_pj": ["e_router_pj"],
+                   "link_hop_pj": ["e_link_pj"], "static_power_mw": ["p_static_mw"],
+                   "sram_read_pj": [f"e_{s}_read_pj" for s in C.SRAMS],
+                   "sram_write_pj": [f"e_{s}_write_pj" for s in C.SRAMS]}
+        rows = [("energy", k, mine) for k, mine in mapping.items()] + [("clock", "frequency_hz", ["f_clk_hz"])]
+        for section, key, mine in rows:
+            if key not in hw.raw.get(section, {}):
+                continue
+            item = hw.raw[section][key]
+            src = f"{hw.name} r{hw.revision} {section}.{key} ({item['source']}): {item.get('note', '')}".rstrip(": ")
+            for m in mine:
+                params[m] = replace(params[m], value=float(item["value"]), source=src,
+                                    calibrated=item["source"] == "calibrated")
+        return cls(params)
+
     def table(self) -> list[dict[str, Any]]:
         """Parameters as rows (name, value, unit, source, calibrated) for the report."""
         return [{"name": k, "value": p.value, "unit": p.unit, "source": p.source, "calibrated": p.calibrated}

@@ -1,0 +1,145 @@
+"""`YosoBackend`: the runtime Backend interface (contracts.md) over the emulator.
+
+    b = YosoBackend(); b.prepare("model.yoso", mode="softmax", hw="yoso-6x7-calibrated", report_dir="runs/x")
+    res = b.run(pixels)          # BackendResult: spike_times (steps / steps_per_alpha), predictions, counters
+    rep = b.finalize("runs/x", labels)   # report.json, mesh.png, raster.png, rich tables
+
+Options (strings from `stdbp-run --key value` are accepted): ``mode`` ttfs|softmax (default: the
+program's), ``early_stop`` true|false (default: the program's), ``hw`` the description used for
+clock and energy (default: ``<program hw>-calibrated`` when that built-in exists and differs from
+the program's only in calibrated values, else the program's own), ``record`` (keep per-frame traces
+of the last batch in ``self.last``), ``report_dir``/``plots_dir`` (rewrite report.json after every
+batch and the plots when the frame count doubles, for runners that do not call ``finalize``).
+
+``counters`` of each batch hold sums only (frames, cycles, steps, seconds, joules, event counts), so
+a runner may add them up across batches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stdbp.errors import UserError
+
+OPTIONS = ("mode", "early_stop", "hw", "record", "report_dir", "plots_dir", "chunk")
+
+
+def _bool(key: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"--{key.replace('_', '-')}", f"{v!r} is not true/false", "pass true or false")
+
+
+def energy_description(prog_hw, hw_option: str | None = None):
+    """The description whose clock and energy apply to a program compiled for ``prog_hw``."""
+    from yoso_backend.calibrate import structure_of
+    from yoso_backend.hardware import HW_DIR, load_hardware
+
+    if hw_option:
+        hw = load_hardware(hw_option)
+        if structure_of(hw.raw) != structure_of(prog_hw.raw):
+            raise UserError(f"--hw {hw_option}", f"differs from the model's description {prog_hw.name!r} in more "
+                            "than the clock and static power", "recompile the model for it, or use a calibrated copy "
+                            "of the model's description")
+        return hw
+    cand = HW_DIR / f"{prog_hw.name}-calibrated.toml"
+    if cand.is_file():
+        hw = load_hardware(cand)
+        if structure_of(hw.raw) == structure_of(prog_hw.raw):
+            return hw
+    return prog_hw
+
+
+class YosoBackend:
+    name = "yoso"
+
+    def __init__(self) -> None:
+        self.emu = None
+        self.energy = None
+        self.stats = None
+        self.last = None
+        self.model_path = ""
+
+    def prepare(self, model_path: str, **options) -> None:
+        from yoso_backend.emulator import Emulator
+        from yoso_backend.energy import EnergyModel
+        from yoso_backend.report import RunStats
+
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UserError("--backend yoso", f"unknown option(s) {', '.join('--' + u.replace('_', '-') for u in unknown)}",
+                            f"options are {', '.join('--' + o.replace('_', '-') for o in OPTIONS)}")
+        path = Path(model_path)
+        if path.suffix == ".onnx" or path.is_file():
+            raise UserError(path, "the YOSO backend runs compiled programs (model.yoso/), not ONNX files",
+                            f"compile it first: stdbp-compile {path} -o {path.with_suffix('.yoso')}")
+        self.emu = Emulator.load(path)
+        prog = self.emu.program
+        self.mode = str(options.get("mode") or prog.output_mode)
+        if self.mode not in ("ttfs", "softmax"):
+            raise UserError("--mode", f"unknown mode {self.mode!r}", "ttfs or softmax")
+        self.early_stop = _bool("early_stop", options["early_stop"]) if "early_stop" in options else None
+        self.record = _bool("record", options.get("record", False))
+        self.chunk = int(options.get("chunk", 256))
+        self.energy_hw = energy_description(prog.hw, options.get("hw"))
+        self.energy = EnergyModel.from_hw(self.energy_hw)
+        self.report_dir = options.get("report_dir") or options.get("plots_dir")
+        self.model_path = str(path)
+        self.stats = RunStats()
+        self._plotted_at = 0
+
+    def run(self, pixels: np.ndarray) -> "Any":
+        from runtime.backend import BackendResult
+        from yoso_backend import counters as CN
+
+        if self.emu is None:
+            raise RuntimeError("call prepare() first")
+        res = self.emu.run(pixels, mode=self.mode, record=self.record, early_stop=self.early_stop, chunk=self.chunk)
+        self.stats.add(res)
+        if self.record:
+            self.last = res
+        per = self.energy.frames(res.cycles, res.frame_counters)
+        counters: dict[str, Any] = {
+            "frames": int(len(res.cycles)), "cycles": int(res.cycles.sum()), "steps": int(res.steps.sum()),
+            "latency_s": float(per["latency_s"].sum()), "energy_j": float(per["energy_j"].sum()),
+            "dynamic_energy_j": float(self.energy.dynamic_j(res.frame_counters).sum()),
+        }
+        counters.update({k: v for k, v in CN.as_dict(res.frame_counters).items()})
+        if self.report_dir:
+            self._write_interim()
+        return BackendResult(spike_times=res.spike_times, predictions=res.predictions, counters=counters)
+
+    def report(self, labels: np.ndarray | None = None) -> dict:
+        from yoso_backend.report import summarize
+
+        return summarize(self.stats, self.emu, self.energy, labels, model=self.model_path)
+
+    def finalize(self, out_dir: str | Path | None = None, labels: np.ndarray | None = None, console=None,
+                 plots: bool = True) -> dict:
+        """The full report (printed as tables when ``console`` is given), written to ``out_dir``."""
+        from yoso_backend.report import print_table, render
+
+        rep = self.report(labels)
+        if out_dir is not None:
+            rep["files"] = render(rep, out_dir, self.stats, self.emu, plots=plots)
+        if console is not None:
+            print_table(rep, console)
+        return rep
+
+    def _write_interim(self) -> None:
+        from yoso_backend.report import render
+
+        rep = self.report()
+        n = self.stats.frames
+        plots = n >= 2 * self._plotted_at or self._plotted_at == 0
+        render(rep, self.report_dir, self.stats, self.emu, plots=plots)
+        if plots:
+            self._plotted_at = n
