@@ -60,10 +60,12 @@ class _DenseFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, _grad_wsum):
         t_in, weight, t_out, wsum = ctx.saved_tensors
+        need_t, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         g_t, g_w, n_clip = ctx.backend.dense_backward(
-            grad_out.contiguous(), t_in, weight, t_out, wsum, ctx.delta_clip)
+            grad_out.contiguous(), t_in, weight, t_out, wsum, ctx.delta_clip, need_t, need_w)
         _add_clipped(ctx.stats, n_clip)
-        return g_t, g_w.to(weight.dtype), None, None, None, None, None
+        return (g_t if need_t else None, g_w.to(weight.dtype) if need_w else None,
+                None, None, None, None, None)
 
 
 class _ConvFn(torch.autograd.Function):
@@ -79,11 +81,13 @@ class _ConvFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, _grad_wsum):
         t_in, weight, t_out, wsum = ctx.saved_tensors
+        need_t, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         g_t, g_w, n_clip = ctx.backend.conv2d_backward(
             grad_out.contiguous(), t_in, weight, t_out, wsum, ctx.stride, ctx.padding,
-            ctx.delta_clip)
+            ctx.delta_clip, need_t, need_w)
         _add_clipped(ctx.stats, n_clip)
-        return g_t, g_w.to(weight.dtype), None, None, None, None, None, None, None
+        return (g_t if need_t else None, g_w.to(weight.dtype) if need_w else None,
+                None, None, None, None, None, None, None)
 
 
 def _check(t_in: torch.Tensor, weight: torch.Tensor, ndim: int, what: str) -> None:

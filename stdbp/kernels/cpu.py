@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -223,29 +224,35 @@ def dense_delta(grad_out, t_out, wsum, delta_clip: float | None = None):
 
 
 @njit(parallel=True, cache=True)
-def _dense_backward(delta, t_in, weight, t_out):
+def _dense_backward(delta, t_in, weight, t_out, n_blk, need_t, need_w):
+    """Fused Eq. 13-14. Block `blk` owns the rows j of g_w in its output range and a private
+    g_t accumulator (summed at the end), so there are no write races; j outer / b inner keeps
+    w[j] and g_w[j] in L1 while the samples stream through."""
     batch, n_in = t_in.shape
     n_out = weight.shape[0]
-    g_t = np.zeros_like(t_in)
     g_w = np.zeros_like(weight)
-    # dL/dt_i: each sample owns its row of g_t
-    for b in prange(batch):
-        for j in range(n_out):
-            d = delta[b, j]
-            if d == 0:
-                continue
-            tj = t_out[b, j]
-            for i in range(n_in):
-                g_t[b, i] += weight[j, i] * d * (t_in[b, i] < tj)
-    # dL/dw_ij: each output owns its row of g_w; (min(t_i, t_j) - t_j) is 0 unless causal
-    for j in prange(n_out):
-        for b in range(batch):
-            d = delta[b, j]
-            if d == 0:
-                continue
-            tj = t_out[b, j]
-            for i in range(n_in):
-                g_w[j, i] += (min(t_in[b, i], tj) - tj) * d
+    g_t_blk = np.zeros((n_blk, batch if need_t else 0, n_in), dtype=t_in.dtype)
+    for blk in prange(n_blk):
+        g_t = g_t_blk[blk]
+        for j in range(blk * n_out // n_blk, (blk + 1) * n_out // n_blk):
+            wj = weight[j]
+            gwj = g_w[j]
+            for b in range(batch):
+                d = delta[b, j]
+                if d == 0:
+                    continue  # silent output (or zero upstream gradient)
+                tj = t_out[b, j]
+                tb = t_in[b]
+                if need_w:
+                    for i in range(n_in):
+                        gwj[i] += (min(tb[i], tj) - tj) * d
+                if need_t:
+                    gtb = g_t[b]
+                    for i in range(n_in):
+                        gtb[i] += wj[i] * d * (tb[i] < tj)
+    g_t = g_t_blk[0] if need_t else np.zeros_like(t_in)
+    for blk in range(1, n_blk if need_t else 1):
+        g_t += g_t_blk[blk]
     return g_t, g_w
 
 
@@ -255,15 +262,19 @@ def dense_backward(grad_out, t_in, weight, t_out, wsum, delta_clip: float | None
     return g_t, g_w
 
 
-def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None):
-    """dense_backward that also returns how many deltas the clip changed."""
+def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
+                           need_grad_t: bool = True, need_grad_w: bool = True):
+    """dense_backward that also returns how many deltas the clip changed; a gradient that is
+    not needed (need_grad_t / need_grad_w False) is skipped and returned as zeros."""
     t_in = _as_float(t_in, "t_in")
     dt = t_in.dtype
     delta, n_clipped = dense_delta(_as_float(grad_out, "grad_out", dt),
                                    _as_float(t_out, "t_out", dt),
                                    _as_float(wsum, "wsum", dt), delta_clip)
-    g_t, g_w = _dense_backward(delta, t_in, _as_float(weight, "weight", dt),
-                               _as_float(t_out, "t_out", dt))
+    weight = _as_float(weight, "weight", dt)
+    n_blk = max(1, min(weight.shape[0], numba.get_num_threads()))
+    g_t, g_w = _dense_backward(delta, t_in, weight, _as_float(t_out, "t_out", dt), n_blk,
+                               bool(need_grad_t), bool(need_grad_w))
     return g_t, g_w, n_clipped
 
 
@@ -339,7 +350,7 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold: float
 
 
 @njit(parallel=True, cache=True)
-def _conv2d_backward(delta, t_in, weight, t_out, sh, sw, ph, pw, inf):
+def _conv2d_backward(delta, t_in, weight, t_out, sh, sw, ph, pw, inf, need_t):
     batch, n_c, height, width = t_in.shape
     n_o, _, kh, kw = weight.shape
     oh, ow = t_out.shape[2], t_out.shape[3]
@@ -366,10 +377,11 @@ def _conv2d_backward(delta, t_in, weight, t_out, sh, sw, ph, pw, inf):
                         any_d = True
                         tj = t_out[b, o, y, x]
                         for k in range(n_k):
-                            v = vals[k]
-                            g_w[o, k] += (min(v, tj) - tj) * d
-                            g_p[k] += w2[o, k] * d * (v < tj)
-                    if not any_d:
+                            g_w[o, k] += (min(vals[k], tj) - tj) * d
+                        if need_t:
+                            for k in range(n_k):
+                                g_p[k] += w2[o, k] * d * (vals[k] < tj)
+                    if not any_d or not need_t:
                         continue
                     k = 0
                     for c in range(n_c):
@@ -384,14 +396,17 @@ def _conv2d_backward(delta, t_in, weight, t_out, sh, sw, ph, pw, inf):
 
 
 def conv2d_backward_counted(grad_out, t_in, weight, t_out, wsum, stride=(1, 1),
-                            padding=(0, 0), delta_clip: float | None = None):
-    """conv2d_backward that also returns how many deltas the clip changed."""
+                            padding=(0, 0), delta_clip: float | None = None,
+                            need_grad_t: bool = True, need_grad_w: bool = True):
+    """conv2d_backward that also returns how many deltas the clip changed (need_grad_t=False
+    skips the input gradient, returned as zeros; the weight gradient is always computed)."""
     t_in, weight, sh, sw, ph, pw = _conv_args(t_in, weight, stride, padding)
     dt = t_in.dtype
     t_out = _as_float(t_out, "t_out", dt)
     delta, n_clipped = dense_delta(_as_float(grad_out, "grad_out", dt), t_out,
                                    _as_float(wsum, "wsum", dt), delta_clip)
-    g_t, g_w = _conv2d_backward(delta, t_in, weight, t_out, sh, sw, ph, pw, dt.type(np.inf))
+    g_t, g_w = _conv2d_backward(delta, t_in, weight, t_out, sh, sw, ph, pw, dt.type(np.inf),
+                                bool(need_grad_t))
     return g_t, g_w, n_clipped
 
 

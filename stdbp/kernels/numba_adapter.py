@@ -20,10 +20,11 @@ def dense_forward(t_in, weight, threshold=1.0, t_max=float("inf")):
     return torch.from_numpy(t_out), torch.from_numpy(wsum)
 
 
-def dense_backward(grad_out, t_in, weight, t_out, wsum, delta_clip=None):
+def dense_backward(grad_out, t_in, weight, t_out, wsum, delta_clip=None, need_grad_t=True,
+                   need_grad_w=True):
     g_t, g_w, n = cpu.dense_backward_counted(_np_as(grad_out, t_in), _np(t_in),
                                              _np_as(weight, t_in), _np(t_out), _np(wsum),
-                                             delta_clip)
+                                             delta_clip, need_grad_t, need_grad_w)
     return torch.from_numpy(g_t), torch.from_numpy(g_w), n
 
 
@@ -35,8 +36,9 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold=1.0,
 
 
 def conv2d_backward(grad_out, t_in, weight, t_out, wsum, stride=(1, 1), padding=(0, 0),
-                    delta_clip=None):
+                    delta_clip=None, need_grad_t=True, need_grad_w=True):
     g_t, g_w, n = cpu.conv2d_backward_counted(_np_as(grad_out, t_in), _np(t_in),
                                               _np_as(weight, t_in), _np(t_out), _np(wsum),
-                                              stride, padding, delta_clip)
+                                              stride, padding, delta_clip, need_grad_t,
+                                              need_grad_w)
     return torch.from_numpy(g_t), torch.from_numpy(g_w), n

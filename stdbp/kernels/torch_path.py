@@ -90,10 +90,12 @@ def dense_forward(t_in: torch.Tensor, weight: torch.Tensor, threshold: float = 1
 
 def dense_backward(grad_out: torch.Tensor, t_in: torch.Tensor, weight: torch.Tensor,
                    t_out: torch.Tensor, wsum: torch.Tensor, delta_clip: float | None = None,
+                   need_grad_t: bool = True, need_grad_w: bool = True,
                    chunk_elems: int = DEFAULT_CHUNK_ELEMS):
     """Eq. 13-14 over the causal set -> (grad_t_in [B, in], grad_weight [out, in], n_clipped).
 
     n_clipped counts the deltas g/W_C whose magnitude exceeded `delta_clip` (0 if no clip).
+    A gradient that is not needed is skipped (returned as zeros).
     """
     dtype = t_in.dtype
     weight = weight.detach().to(dtype)
@@ -123,9 +125,11 @@ def dense_backward(grad_out: torch.Tensor, t_in: torch.Tensor, weight: torch.Ten
         mask = (t_in[sl].unsqueeze(-1) < t_cmp[sl].unsqueeze(1)).to(dtype)  # [b, in, out]
         d = delta[sl]
         # sum_b mask * t_i * delta_j  -  sum_b mask * t_j * delta_j
-        grad_w += torch.einsum("bio,bi,bo->io", mask, ti0[sl], d)
-        grad_w -= torch.einsum("bio,bo->io", mask, to0[sl] * d)
-        grad_t[sl] = torch.einsum("bio,io,bo->bi", mask, wt, d)
+        if need_grad_w:
+            grad_w += torch.einsum("bio,bi,bo->io", mask, ti0[sl], d)
+            grad_w -= torch.einsum("bio,bo->io", mask, to0[sl] * d)
+        if need_grad_t:
+            grad_t[sl] = torch.einsum("bio,io,bo->bi", mask, wt, d)
     return grad_t, grad_w.t().contiguous(), n_clipped
 
 
@@ -164,7 +168,8 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold=1.0,
 
 
 def conv2d_backward(grad_out, t_in, weight, t_out, wsum, stride=(1, 1), padding=(0, 0),
-                    delta_clip: float | None = None, chunk_elems: int = DEFAULT_CHUNK_ELEMS):
+                    delta_clip: float | None = None, need_grad_t: bool = True,
+                    need_grad_w: bool = True, chunk_elems: int = DEFAULT_CHUNK_ELEMS):
     """Backward of conv2d_forward -> (grad_t_in [B,C,H,W], grad_weight [O,C,kh,kw], n_clipped)."""
     batch, n_c, height, width = t_in.shape
     n_o = weight.shape[0]
@@ -173,7 +178,8 @@ def conv2d_backward(grad_out, t_in, weight, t_out, wsum, stride=(1, 1), padding=
     cols, (oh, ow) = _patches(t_in.detach(), kernel, stride, padding)
     flat = lambda x: x.permute(0, 2, 3, 1).reshape(batch * oh * ow, n_o)  # noqa: E731
     g_cols, g_w, n_clipped = dense_backward(flat(grad_out), cols, weight.reshape(n_o, -1),
-                                            flat(t_out), flat(wsum), delta_clip, chunk_elems)
+                                            flat(t_out), flat(wsum), delta_clip, need_grad_t,
+                                            need_grad_w, chunk_elems)
     g_cols = g_cols.reshape(batch, oh * ow, -1).transpose(1, 2)
     g_pad = F.fold(g_cols, (height + 2 * ph, width + 2 * pw), kernel, stride=_pair(stride))
     g_t = g_pad[:, :, ph:ph + height, pw:pw + width].contiguous()
