@@ -70,6 +70,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any, Any]]] = {
         "sram_read_latency": (_INT, 0, 1024),
         "lanes": (_INT, 1, 1 << 16),
         "fifo_depth": (_INT, 1, 1 << 16),
+        "step_barrier_cycles": (_INT, 0, 1 << 16),
     },
     "clock": {"frequency_hz": (_FLOAT, 1e3, 1e11)},
     "host": {"x": (_INT, 0, 1 << 16), "y": (_INT, 0, 1 << 16)},
