@@ -40,6 +40,11 @@ def print_summary(state, out: Path | None, console=None) -> None:
     noc = summary["noc"]
     console.print(f"synaptic events per frame <= {summary['synaptic_events_max']:,} (every input and neuron spiking); "
                   f"NoC <= {noc['max_flits_per_frame']:,} flits, {noc['mean_hops_per_flit']:.2f} hops/flit")
+    meas = summary.get("measured")
+    if meas:
+        per = ", ".join(f"layer {p['layer']} {p['synaptic_events_mean']:,.0f}" for p in meas["per_layer"])
+        console.print(f"measured on {meas['frames']} frames of {Path(meas['sample']).name}: "
+                      f"{meas['synaptic_events_mean']:,.0f} synaptic events per frame ({per})")
     for w in state.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
     if out is not None:
@@ -57,6 +62,8 @@ def compile(
     scale: str = typer.Option("layer", "--scale", help="quantisation scale: layer or neuron"),
     steps_per_alpha: Optional[int] = typer.Option(None, "--steps-per-alpha", help="time steps per alpha (default: hardware's)"),
     summary_json: Optional[Path] = typer.Option(None, "--json", help="also write the mapping summary as JSON"),
+    sample: str = typer.Option("auto", "--sample", help="frames (.npz `images`) to measure synaptic events on: "
+                               "auto (bundled sample of the model's data set), none, or a path"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no summary table"),
 ) -> None:
     """Compile MODEL for YOSO and write model.yoso/ (manifest, program, SRAM images)."""
@@ -64,6 +71,7 @@ def compile(
 
     with cli_errors():
         from compiler import CompileOptions, compile_model
+        from compiler.events import find_sample, measure_events
         from stdbp.fileio import atomic_write_json, refuse_overwrite
         from yoso_backend.artifact import save_program
 
@@ -74,6 +82,9 @@ def compile(
         opts = CompileOptions(hw=hw, output_mode=output_mode, early_stop=early_stop, scale_mode=scale,
                               steps_per_alpha=steps_per_alpha)
         state = compile_model(model, opts)
+        sample_path = find_sample(state.graph.metadata, sample)
+        if sample_path is not None:
+            state.program.meta["mapping"]["measured"] = measure_events(state.program, sample_path)
         save_program(state.program, out, force=force)
         if summary_json is not None:
             atomic_write_json(summary_json, {"output": str(out), "hardware": state.hw.name,

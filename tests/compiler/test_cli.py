@@ -93,3 +93,19 @@ def test_cli_module_imports_are_light():
 
     code = "import sys, compiler.cli; sys.exit(1 if {'numpy', 'onnx', 'torch'} & set(sys.modules) else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_sample_measures_synaptic_events(model_path, tmp_path):
+    from compiler.events import SAMPLE_DIR
+
+    sample = SAMPLE_DIR / "mnist-test-sample.npz"
+    out, js = tmp_path / "e.yoso", tmp_path / "e.json"
+    res = runner.invoke(app, [str(model_path), "-o", str(out), "--json", str(js), "--sample", str(sample)])
+    assert res.exit_code == 0, res.output
+    meas = json.loads(js.read_text())["measured"]
+    assert meas["frames"] == 200 and len(meas["per_layer"]) == 2
+    # silent_zero = 0 and a 2-alpha window: every pixel spikes into layer 0 unless the frame stops early
+    assert 0 < meas["per_layer"][0]["synaptic_events_mean"] <= 784 * 48
+    assert load_program(out).meta["mapping"]["measured"] == meas
+    bad = runner.invoke(app, [str(model_path), "-o", str(tmp_path / "f.yoso"), "--sample", str(tmp_path / "no.npz")])
+    assert bad.exit_code == 2 and "cannot read sample" in bad.output

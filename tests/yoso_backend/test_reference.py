@@ -54,7 +54,7 @@ def layer_case(draw):
     return steps, w, theta, window, acc, vr, fires
 
 
-@settings(max_examples=400)
+@settings(max_examples=250)
 @given(layer_case())
 def test_kernels_equal_literal_spec_with_saturation(case):
     steps, w, theta, window, acc, vr, fires = case
