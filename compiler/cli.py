@@ -37,6 +37,12 @@ def print_summary(state, out: Path | None, console=None) -> None:
     nuse = [p["neuron_use"] for p in pes]
     console.print(f"SRAM use per PE: weight {min(wuse):.1%}..{max(wuse):.1%}, neuron/A {min(nuse):.1%}..{max(nuse):.1%} "
                   f"(W = {hw.weights_per_pe}, N = {hw.neurons_per_pe})")
+    # the mesh, row by row: layer and weight-SRAM use of every router's PE (H marks the host port)
+    cell = {p["pe"]: f"L{p['layer']} {p['weight_use']:.0%}" for p in pes}
+    console.print(f"mesh (x ->, y down; layer:weight use; host at west of ({hw.host_x},{hw.host_y})):")
+    for y in range(hw.mesh_height):
+        row = [cell.get(hw.pe_id(x, y), "   .    ") for x in range(hw.mesh_width)]
+        console.print(f"  y={y}  " + " ".join(f"{c:>8}" for c in row), highlight=False)
     noc = summary["noc"]
     console.print(f"synaptic events per frame <= {summary['synaptic_events_max']:,} (every input and neuron spiking); "
                   f"NoC <= {noc['max_flits_per_frame']:,} flits, {noc['mean_hops_per_flit']:.2f} hops/flit")
