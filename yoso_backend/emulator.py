@@ -29,8 +29,7 @@ from numba import njit
 
 @dataclass(frozen=True)
 class Timing:
-    """Cycle-model parameters. ``from_hw`` reads them from the description ([router], [core]);
-    ``step_overhead`` (the global step barrier) is not in the description yet: 1 cycle, assumption."""
+    """Cycle-model parameters; ``from_hw`` reads them from the description ([router], [core])."""
 
     hop_cycles: int = 2          # router.cycles_per_hop (1-stage OpenSMART router)
     flits_per_packet: int = 1    # router.flits_per_packet
@@ -39,7 +38,7 @@ class Timing:
     pipe_cycles: int = 3         # core.sram_read_latency + compute_cycles + store_cycles
     sweep_latency: int = 3       # pipeline fill of a step's sweep (same stages)
     lanes: int = 1               # core.lanes: neurons per cycle
-    step_overhead: int = 1       # global step barrier (assumption)
+    step_overhead: int = 1       # core.step_barrier_cycles: the global step barrier
 
     @classmethod
     def from_hw(cls, hw, **overrides) -> "Timing":
@@ -48,6 +47,8 @@ class Timing:
         t = cls(hop_cycles=v("router", "cycles_per_hop"), flits_per_packet=v("router", "flits_per_packet"),
                 fifo_depth=v("core", "fifo_depth"), load_cycles=v("core", "load_cycles"), pipe_cycles=pipe,
                 sweep_latency=pipe, lanes=v("core", "lanes"))
+        if "step_barrier_cycles" in hw.raw["core"]:
+            t = replace(t, step_overhead=v("core", "step_barrier_cycles"))
         return replace(t, **overrides)
 
 
