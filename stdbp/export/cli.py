@@ -11,6 +11,7 @@ The network is rebuilt with `stdbp.train.models.build_snn(parse_arch(arch), ...)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -116,7 +117,7 @@ def describe(model) -> dict:
         "input": {"name": model.graph.input[0].name, "shape": shapes.get(model.graph.input[0].name)},
         "output": {"name": model.graph.output[0].name, "shape": shapes.get(model.graph.output[0].name)},
         "nodes": nodes,
-        "parameters": int(sum(int(__import__("numpy").prod(d)) for d in inits.values())),
+        "parameters": sum(math.prod(d) for d in inits.values()),
         "metadata": {p.key: p.value for p in model.metadata_props},
     }
 

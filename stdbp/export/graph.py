@@ -8,7 +8,6 @@ so the output is fully deterministic: same layers and weights -> byte-identical 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -108,7 +107,3 @@ def build_model(layers: Sequence[Layer], input_shape: Sequence[int], *,
     for k, v in (meta or {}).items():
         model.metadata_props.add(key=k, value=v)
     return model
-
-
-def is_inf(value: float) -> bool:
-    return math.isinf(value)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
+import torch
 from torch import nn
 
 from stdbp.errors import UserError
@@ -22,7 +21,7 @@ def _modules(model: nn.Module) -> list[nn.Module]:
 
 
 def _weight(m) -> np.ndarray:
-    return m.weight.detach().cpu().to(dtype=__import__("torch").float32).numpy().copy()
+    return m.weight.detach().cpu().to(dtype=torch.float32).numpy().copy()
 
 
 def _pads(padding) -> list[int]:
@@ -82,7 +81,3 @@ def model_to_onnx(model: nn.Module, *, dataset=None, accuracy=None, arch=None,
 
     validate_model(onnx_model, "exported model")  # a failure here is an exporter bug, never silent
     return onnx_model
-
-
-def is_finite(x: float) -> bool:
-    return math.isfinite(x)

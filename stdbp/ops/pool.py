@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stdbp.ops._body import Body, Ref
-from stdbp.ops.spec import Attr, OpSpec, Param, ShapeError, known, pair, window_out
+from stdbp.ops.spec import Attr, OpSpec, Param, ShapeError, pair, window_out
 
 SEMANTICS = r"""
 Each output is the earliest spike in its window (min over times = max-pool over `-T`);

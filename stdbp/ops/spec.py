@@ -22,9 +22,6 @@ OPSET_IMPORTS = {"": ONNX_OPSET, DOMAIN: VERSION}
 
 REQUIRED = object()
 
-Dim = "int | str | None"  # a known size, a symbolic name, or unknown
-
-
 class ShapeError(ValueError):
     """Input shapes or attribute values an op cannot accept (message says which and why)."""
 

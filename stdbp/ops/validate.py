@@ -9,7 +9,6 @@ the op schemas registered (types and shapes of every node, our shape rules inclu
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +147,3 @@ def _signature(graph, where: str) -> ModelInfo:
     if ys is None or len(ys) != 2 or ys[1] is None or ys[1] < 2:
         raise UserError(where, f"output {y.name!r} must be [N, classes] with classes >= 2, got {ys}", FIX_EXPORT)
     return ModelInfo(x.name, tuple(xs[1:]), y.name, int(ys[1]))
-
-
-def finite_or_inf(value: float) -> bool:
-    return not math.isnan(value)
