@@ -1,0 +1,257 @@
+"""The training procedure behind stdbp-train: data, init (ANN or scratch), STDBP epochs,
+metrics, checkpoints, resume, Ctrl-C, divergence, final export."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from stdbp.errors import UserError
+from stdbp.train.runner import Run, TrainConfig
+
+
+class Reporter(Protocol):
+    def start(self, phase: str, total: int, epoch: int, epochs: int) -> None: ...
+    def advance(self, n: int, loss: float | None = None, acc: float | None = None) -> None: ...
+    def stop(self) -> None: ...
+    def line(self, text: str) -> None: ...
+
+
+class QuietReporter:
+    def start(self, phase, total, epoch, epochs):
+        pass
+
+    def advance(self, n, loss=None, acc=None):
+        pass
+
+    def stop(self):
+        pass
+
+    def line(self, text):
+        pass
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except Exception:
+        return None
+
+
+def _broadcast_params(model: torch.nn.Module) -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for p in model.parameters():
+            dist.broadcast(p.data, src=0)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def export_onnx(model, cfg: TrainConfig, path: Path, accuracy: float) -> str:
+    """Final ONNX export through stdbp.export if it is installed; returns a status string."""
+    try:
+        from stdbp.export import to_onnx
+    except ImportError as exc:
+        return f"skipped: stdbp.export not available ({exc})"
+    try:
+        proto = to_onnx(model, dataset=cfg.data, accuracy=accuracy, arch=cfg.arch)
+        from stdbp.fileio import atomic_write_bytes
+
+        atomic_write_bytes(path, proto.SerializeToString())
+    except Exception as exc:  # the exporter's own errors must not lose the trained run
+        return f"failed: {type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: bool = False,
+          reporter: Reporter | None = None, rank: int = 0, world: int = 1) -> dict:
+    """Run (or resume) a training run in `out`; returns a summary dict."""
+    from stdbp.data import SpikeJitter
+    from stdbp.train import ann_init
+    from stdbp.train.arch import parse_arch
+    from stdbp.train.checkpoint import epoch_generator, load_checkpoint, save_checkpoint
+    from stdbp.train.datasets import load_train_data
+    from stdbp.train.loop import Diverged, evaluate, lr_at, train_epoch
+    from stdbp.train.models import build_ann, build_snn, spiking_layer_names
+
+    rep = reporter or QuietReporter()
+    run = Run(out, writer=rank == 0)
+    ckpt_path = run.dir / "checkpoint.pt"
+    state = None
+    if resume:
+        saved = run.read_config()
+        if cfg.epochs != saved.epochs:  # the only thing a resume may change: run longer (or shorter)
+            saved.epochs = cfg.epochs
+        cfg = saved
+        state = load_checkpoint(ckpt_path)
+    elif (run.dir / "config.json").exists() and not force:
+        raise UserError(run.dir, "already holds a run", "pass --resume to continue it or --force to start over")
+    elif force and run.dir.exists() and rank == 0:
+        for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "best.pt", "ann.pt", "model.onnx",
+                     "interrupted.pt"):
+            (run.dir / name).unlink(missing_ok=True)
+    cfg.validate()
+    arch = parse_arch(cfg.arch)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    data = load_train_data(cfg.data, arch.pixel_shape, data_dir=cfg.data_dir, train_subset=cfg.train_subset,
+                           test_subset=cfg.test_subset, seed=cfg.seed)
+    if int(data.y_train.max()) >= arch.n_classes:
+        raise UserError(f"--arch {cfg.arch}", f"{arch.n_classes} outputs but labels go up to {int(data.y_train.max())}",
+                        f"end the architecture with {int(data.y_train.max()) + 1} or more outputs")
+    model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
+                      silent_zero=cfg.silent_zero, delta_clip=cfg.delta_clip, backend=cfg.backend).to(device)
+    layer_names = spiking_layer_names(model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    start_epoch, best_acc = 0, -1.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_acc = state["epoch"], state["best_accuracy"]
+        run.truncate_metrics(lambda r: r.get("phase") != "snn" or r.get("epoch", 0) <= start_epoch)
+        rep.line(f"resuming {run.dir} after epoch {start_epoch} (best test accuracy {best_acc:.4f})")
+    else:
+        run.write_config(cfg, {"_commit": _git_commit(), "_world_size": world, "_torch": torch.__version__})
+        if rank == 0:
+            _initialise(cfg, arch, model, data, run, rep, build_ann, ann_init)
+        _broadcast_params(model)
+        ev = evaluate(model, data.x_test, data.y_test, batch_size=cfg.eval_batch_size, device=device)
+        run.log({"phase": "init", "epoch": 0, "init": cfg.init, "test_accuracy": ev["accuracy"],
+                 "fired_fraction": ev["fired_fraction"], "dead_fraction": ev["dead_fraction"],
+                 "silent_output_rows": ev["silent_output_rows"], "layers": layer_names})
+        rep.line(f"init ({cfg.init}): SNN test accuracy {ev['accuracy'] * 100:.2f} %")
+        best_acc = ev["accuracy"]
+        if rank == 0:
+            save_checkpoint(ckpt_path, model=model, optimizer=opt, epoch=0, best_accuracy=best_acc,
+                            config=asdict(cfg))
+            shutil.copyfile(ckpt_path, run.dir / "best.pt")
+    _barrier()
+
+    sigma = math.sqrt(cfg.jitter_variance)
+    best_loss = math.inf
+    last_epoch = start_epoch
+    status = "finished"
+    message = ""
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            lr = lr_at(epoch - 1, cfg.epochs, cfg.lr, cfg.lr_final)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            jitter = SpikeJitter(sigma, epoch_generator(cfg.seed, epoch, 1, rank)) if sigma > 0 else None
+            t0 = time.perf_counter()
+            rep.start("train", len(data.y_train), epoch, cfg.epochs)
+            try:
+                res = train_epoch(model, data.x_train, data.y_train, opt, batch_size=cfg.batch_size,
+                                  t_max=cfg.t_max, shuffle_gen=epoch_generator(cfg.seed, epoch, 0),
+                                  jitter=jitter, device=device,
+                                  on_batch=lambda n, loss, acc: rep.advance(n, loss, acc))
+            finally:
+                rep.stop()
+            train_s = time.perf_counter() - t0
+            if not math.isfinite(res.loss) or res.loss > cfg.divergence_factor * best_loss:
+                raise Diverged(f"epoch loss {res.loss:.4g} vs best {best_loss:.4g}")
+            best_loss = min(best_loss, res.loss)
+            t1 = time.perf_counter()
+            ev = evaluate(model, data.x_test, data.y_test, batch_size=cfg.eval_batch_size, device=device)
+            eval_s = time.perf_counter() - t1
+            record = {
+                "phase": "snn", "epoch": epoch, "lr": lr, "loss": res.loss,
+                "train_accuracy": res.train_accuracy, "test_accuracy": ev["accuracy"],
+                "layers": layer_names,
+                "fired_fraction_train": res.fired_fraction, "fired_fraction": ev["fired_fraction"],
+                "dead_fraction": ev["dead_fraction"], "silent_targets": res.silent_targets,
+                "silent_target_fraction": res.silent_targets / max(1, res.n_samples),
+                "silent_output_rows": ev["silent_output_rows"], "clipped_gradients": res.clipped_gradients,
+                "mean_decision_time": ev["mean_decision_time"],
+                "epoch_seconds": train_s, "eval_seconds": eval_s,
+            }
+            run.log(record)
+            if rank == 0:
+                save_checkpoint(ckpt_path, model=model, optimizer=opt, epoch=epoch,
+                                best_accuracy=max(best_acc, ev["accuracy"]), config=asdict(cfg))
+                if ev["accuracy"] > best_acc:
+                    shutil.copyfile(ckpt_path, run.dir / "best.pt")
+            best_acc = max(best_acc, ev["accuracy"])
+            last_epoch = epoch
+            rep.line(f"epoch {epoch}/{cfg.epochs}  loss {res.loss:.4f}  train {res.train_accuracy * 100:.2f} %  "
+                     f"test {ev['accuracy'] * 100:.2f} %  fired {'/'.join(f'{f:.2f}' for f in ev['fired_fraction'])}  "
+                     f"silent targets {res.silent_targets}  {train_s:.1f} s")
+            _barrier()
+    except Diverged as exc:
+        status, message = "diverged", (f"training diverged in epoch {epoch}: {exc}; the last good state "
+                                       f"(epoch {last_epoch}) is in {ckpt_path}")
+        run.log({"phase": "stopped", "epoch": epoch, "reason": "diverged", "detail": str(exc)})
+    except KeyboardInterrupt:
+        status = "interrupted"
+        if rank == 0:
+            save_checkpoint(run.dir / "interrupted.pt", model=model, optimizer=opt, epoch=last_epoch,
+                            best_accuracy=best_acc, config=asdict(cfg), extra={"partial_epoch": epoch})
+        message = (f"interrupted in epoch {epoch}; {ckpt_path} holds epoch {last_epoch} "
+                   f"(continue with --resume); the partial state is in interrupted.pt")
+        run.log({"phase": "stopped", "epoch": epoch, "reason": "interrupted"})
+    summary = {"status": status, "epochs_done": last_epoch, "best_test_accuracy": best_acc,
+               "run_dir": str(run.dir), "message": message}
+    if status == "finished" and rank == 0:
+        best = load_checkpoint(run.dir / "best.pt")
+        export_model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
+                                 silent_zero=cfg.silent_zero)
+        export_model.load_state_dict(best["model"])
+        summary["onnx"] = export_onnx(export_model, cfg, run.dir / "model.onnx", best["best_accuracy"])
+        run.log({"phase": "export", "onnx": summary["onnx"], "best_test_accuracy": best_acc})
+    if message:
+        rep.line(message)
+    return summary
+
+
+def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_init) -> None:
+    """ANN pre-training + conversion, or the SNN layers' own from-scratch initialisation."""
+    if cfg.init == "scratch" or cfg.ann_epochs == 0:
+        return
+    ann = build_ann(arch)
+
+    def on_epoch(ep, loss, acc):
+        rep.stop()
+        run.log({"phase": "ann", "epoch": ep + 1, "loss": loss, "test_accuracy": acc})
+        rep.line(f"ANN epoch {ep + 1}/{cfg.ann_epochs}  loss {loss:.4f}  test {acc * 100:.2f} %")
+        if ep + 1 < cfg.ann_epochs:
+            rep.start("ANN", len(data.y_train), ep + 2, cfg.ann_epochs)
+
+    rep.start("ANN", len(data.y_train), 1, cfg.ann_epochs)
+    try:
+        ann_init.train_ann(ann, data.x_train, data.y_train, data.x_test, data.y_test, epochs=cfg.ann_epochs,
+                           lr=cfg.ann_lr, lr_final=cfg.ann_lr_final, batch_size=cfg.batch_size, seed=cfg.seed,
+                           on_epoch=on_epoch, on_batch=lambda n: rep.advance(n))
+    finally:
+        rep.stop()
+    from stdbp.fileio import atomic_write_bytes
+    import io
+
+    buf = io.BytesIO()
+    torch.save(ann.state_dict(), buf)
+    atomic_write_bytes(run.dir / "ann.pt", buf.getvalue())
+    n_cal = min(cfg.calibration_samples, len(data.y_train))
+    g = torch.Generator().manual_seed(cfg.seed + 7)
+    idx = torch.randperm(len(data.y_train), generator=g)[:n_cal]
+    t0 = time.perf_counter()
+    report = ann_init.convert(ann, model, data.x_train[idx], data.y_train[idx], coverage=cfg.coverage)
+    report["seconds"] = time.perf_counter() - t0
+    run.log({"phase": "convert", **report})
+    rep.line("conversion scales " + ", ".join(f"{s:.3g}" for s in report["scales"]))
