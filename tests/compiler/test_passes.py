@@ -250,3 +250,42 @@ def test_destination_tables():
     assert prog.input_dests == hidden
     for p in prog.pes:
         assert p.dests == (prog.layers[1].pes if p.layer == 0 else [-1])
+
+
+# --- the whole pipeline on random small networks ----------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25)
+@given(sizes=st.lists(st.integers(2, 40), min_size=2, max_size=4), seed=st.integers(0, 1000),
+       weights=st.sampled_from([64, 200, 1024]), scale=st.sampled_from(["layer", "neuron"]))
+def test_pipeline_properties(sizes, seed, weights, scale):
+    """Any network that fits: every neuron on exactly one PE, SRAMs decode to the quantised layer,
+    capacities respected, destinations = next layer's PEs, round trip through the artifact."""
+    hw = hw_with(pe__weights=weights)
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(size=(n, m)) for m, n in zip(sizes[:-1], sizes[1:])]
+    g = graph_of(*ws, threshold=0.3, t_max=4.0)
+    try:
+        st_ = compile_graph(g, CompileOptions(scale_mode=scale), hw=hw)
+    except UserError as err:  # does not fit or fan-in too large: must say so
+        assert "does not fit" in str(err) or "fan-in" in str(err)
+        return
+    prog = st_.program
+    assert len({p.pe for p in prog.pes}) == len(prog.pes) <= hw.n_pe
+    for k, q in enumerate(st_.quant):
+        lay = prog.layers[k]
+        cover = sorted((p.neuron_start, p.neuron_count) for p in prog.pes if p.layer == k)
+        assert sum(c for _, c in cover) == lay.n_out and cover[0][0] == 0
+        assert all(a + c == b for (a, c), (b, _) in zip(cover, cover[1:]))
+        assert np.array_equal(prog.layer_weights(k), q.weight_int)
+        assert np.array_equal(prog.layer_thresholds(k), q.threshold_int)
+        assert np.abs(q.weight_int).max() <= hw.w_max
+    for p in prog.pes:
+        assert p.fan_in * p.neuron_count <= weights and p.neuron_count <= hw.neurons_per_pe
+        nxt = p.layer + 1
+        assert p.dests == (prog.layers[nxt].pes if nxt < len(prog.layers) else [-1])
+    from yoso_backend.artifact import decode_program_bin, encode_program_bin
+
+    assert decode_program_bin(encode_program_bin(prog))["header"]["n_pes"] == len(prog.pes)
