@@ -22,7 +22,9 @@ import numpy as np
 
 from yoso_backend import counters as CN
 from yoso_backend import kernels as KN
+from stdbp.errors import UserError
 from yoso_backend.artifact import HOST, YosoProgram, load_program
+from yoso_backend.hardware import KIND_SPIKE, KIND_TO_HOST
 from yoso_backend.noc import N_PORTS, n_links, route_table, route_to_eject
 from numba import njit
 
@@ -176,6 +178,49 @@ class Emulator:
                          layer_counters=layer_counters, mode=mode, early_stop=early, frame_pe_counters=rec_pe,
                          step_start=step_start if record else None, v_trace=v_trace if record else None)
 
+    def packets(self, res: EmuResult, frame: int = 0) -> np.ndarray:
+        """The spike flits of one frame, as the spec's 32-bit words (section 5), in sending order
+        per step: structured array (step, layer, src_pe, dst_pe, index, flit); the host is -1.
+        Built from the fire steps and the spike-address SRAM templates
+        (``spike_addr[N + d] | spike_addr[j] | step``); the host's input flits carry the pixel index."""
+        prog, hw = self.program, self.hw
+        flit = hw.flit
+        rows = []
+        end = (int(res.steps[frame]) - 1)  # last step run
+        for lay in prog.layers:
+            c = lay.index + 1
+            steps = res.fire[c - 1][frame]
+            if c == 1:
+                idx = np.nonzero((steps >= 0) & (steps <= min(lay.window_steps, end)))[0]
+                for d in prog.input_dests:
+                    x, y = hw.pe_xy(d)
+                    base = flit.pack(x, y, KIND_SPIKE, 0, 0)
+                    for i in idx:
+                        rows.append((int(steps[i]), 0, -1, d, int(i), base | (int(i) << flit.index_shift) | int(steps[i])))
+                continue
+            for p in prog.layers[c - 2].pes:
+                pm = prog.pe_map(p)
+                img = prog.sram[p]["spike_addr"]
+                loc = steps[pm.neuron_start: pm.neuron_start + pm.neuron_count]
+                for j in np.nonzero((loc >= 0) & (loc <= min(lay.window_steps, end)))[0]:
+                    for d_i, d in enumerate(pm.dests):
+                        word = int(img[hw.neurons_per_pe + d_i]) | int(img[j]) | int(loc[j])
+                        rows.append((int(loc[j]), c - 1, p, d, pm.neuron_start + int(j), word))
+        last = prog.layers[-1]
+        if res.mode == "ttfs":  # output spikes to the host
+            out = res.fire[-1][frame]
+            for p in last.pes:
+                pm = prog.pe_map(p)
+                img = prog.sram[p]["spike_addr"]
+                for j in np.nonzero(out[pm.neuron_start: pm.neuron_start + pm.neuron_count] >= 0)[0]:
+                    k = int(out[pm.neuron_start + j])
+                    rows.append((k, len(prog.layers), p, -1, pm.neuron_start + int(j),
+                                 int(img[hw.neurons_per_pe]) | int(img[j]) | k))
+        dt = np.dtype([("step", "i8"), ("layer", "i8"), ("src_pe", "i8"), ("dst_pe", "i8"), ("index", "i8"),
+                       ("flit", "u4")])
+        arr = np.array(rows, dtype=dt)
+        return arr[np.lexsort((arr["index"], arr["layer"], arr["step"]))] if len(arr) else arr
+
     # ---- initialisation phase: the model download over the NoC ------------------------------------
     @property
     def init(self) -> dict:
@@ -212,6 +257,21 @@ def _download(pes, flits_per_pe, width, n_pe, host, hop):
     return t_end, hops_total, n
 
 
+def sram_dests(prog: YosoProgram, p) -> list[int]:
+    """Destinations of PE ``p`` as its spike-address SRAM holds them (words N + d: x, y, kind);
+    they must agree with the program record (else the artifact is inconsistent)."""
+    hw = prog.hw
+    words = prog.sram[p.pe]["spike_addr"][hw.neurons_per_pe: hw.neurons_per_pe + len(p.dests)]
+    out = []
+    for w in words:
+        f = hw.flit.unpack(int(w))
+        out.append(HOST if f["kind"] == KIND_TO_HOST else hw.pe_id(f["x"], f["y"]))
+    if out != list(p.dests):
+        raise UserError(f"PE {p.pe} spike-address SRAM", f"destinations {out} differ from the program's {p.dests}",
+                        "recompile the model")
+    return out
+
+
 def _flatten(prog: YosoProgram) -> dict[str, np.ndarray]:
     """The flat arrays the kernel takes. Nodes: inputs, then layer by layer; compute layer c = index + 1."""
     hw = prog.hw
@@ -230,7 +290,7 @@ def _flatten(prog: YosoProgram) -> dict[str, np.ndarray]:
         lo = node_off[c] + p.neuron_start
         pe_lo[p.pe], pe_hi[p.pe], pe_layer[p.pe] = lo, lo + p.neuron_count, c
         node_pe[lo:lo + p.neuron_count] = p.pe
-        dest_lists[p.pe] = [-1 if d == HOST else d for d in p.dests]
+        dest_lists[p.pe] = [-1 if d == HOST else d for d in sram_dests(prog, p)]
     layer_pes = [p for lay in prog.layers for p in lay.pes]
     layer_pe_off = np.zeros(L + 2, np.int64)
     layer_pe_off[2:] = np.cumsum([len(lay.pes) for lay in prog.layers])

@@ -78,3 +78,38 @@ def test_download_is_counted_apart():
     assert init["cycles"] >= init["flits"]  # one flit per cycle through the host port
     res = emu.run(np.zeros((1, 4), np.uint8))
     assert res.frame_counters[0, CN.IDX["w_reads"]] == 0 and res.cycles[0] > 0
+
+
+def test_packet_trace_in_the_spec_flit_format():
+    from yoso_backend.hardware import KIND_SPIKE, KIND_TO_HOST
+    from yoso_backend.synth import random_program
+
+    prog = random_program([30, 20, 5], seed=1, windows=300, hw=small_hw(neurons=8, weights=256, tbits=9))
+    emu = Emulator(prog)
+    res = emu.run(np.random.default_rng(0).integers(0, 256, (2, 30)).astype(np.uint8), record=True)
+    pk = emu.packets(res, 1)
+    c = res.frame_pe_counters[1]
+    to_host = (res.fire[-1][1] >= 0).sum()
+    assert len(pk) == c[:, CN.IDX["packets_received"]].sum() + to_host
+    assert (np.diff(pk["step"]) >= 0).all()
+    flit = prog.hw.flit
+    for row in pk:
+        f = flit.unpack(int(row["flit"]))
+        assert f["step"] == row["step"] and f["index"] == row["index"]
+        if row["dst_pe"] >= 0:
+            assert (f["x"], f["y"], f["kind"]) == (*prog.hw.pe_xy(int(row["dst_pe"])), KIND_SPIKE)
+        else:
+            assert f["kind"] == KIND_TO_HOST
+
+
+def test_inconsistent_spike_address_sram_is_a_user_error():
+    import pytest
+
+    from stdbp.errors import UserError
+    from yoso_backend.synth import random_program
+
+    prog = random_program([30, 20, 5], seed=1, windows=300)
+    p = prog.layers[0].pes[0]
+    prog.sram[p]["spike_addr"][prog.hw.neurons_per_pe] ^= 1 << 29  # flip the destination's x
+    with pytest.raises(UserError, match="spike-address"):
+        Emulator(prog)

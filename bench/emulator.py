@@ -1,0 +1,106 @@
+"""Frames per second of the YOSO emulator on MNIST 784-800-10 (writes JSON).
+
+Goal (issue #6): at least 210 frames/s on 2 cores, ten times the 21 fps of the silicon.
+
+    python bench/emulator.py [--model models/mnist-fc800/model.onnx | PATH.yoso] [--frames 2000]
+                             [--threads 2] [--no-early-stop] [-o bench/results/emulator.json]
+
+Model: the trained models/mnist-fc800/model.onnx when shipped (compiled here with the compiler),
+else a seeded random 784-800-10 (compiler.testmodels, t_max = inf: window 4095 steps). Frames: the
+MNIST test set when available, else the bundled sample repeated. Each configuration runs once to
+warm up (numba compile / cache load), then is timed over all frames; counters and cycles are
+reported too, so a change in speed can be told apart from a change in work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def load_program(model: str | None, early_stop: bool):
+    from yoso_backend.artifact import load_program as load_yoso
+
+    if model and Path(model).is_dir():
+        return load_yoso(model), model
+    from compiler import CompileOptions, compile_model
+
+    opts = CompileOptions(early_stop=early_stop)
+    default = REPO / "models" / "mnist-fc800" / "model.onnx"
+    if model or default.is_file():
+        path = model or str(default)
+        return compile_model(path, opts).program, path
+    from compiler.testmodels import dense_model
+
+    return compile_model(dense_model([784, 800, 10], seed=0), opts).program, "random 784-800-10 (compiler.testmodels seed 0)"
+
+
+def load_frames(n: int):
+    try:
+        from stdbp.data import load_dataset
+
+        images, _ = load_dataset("mnist", "test")
+        src = "mnist/test"
+    except Exception:  # no data set on this machine: the bundled sample
+        with np.load(REPO / "models" / "sample" / "mnist-test-sample.npz") as z:
+            images = z["images"]
+        src = "mnist-test-sample.npz"
+    reps = -(-n // len(images))
+    return np.tile(images.reshape(len(images), -1), (reps, 1))[:n], src
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-early-stop", action="store_true", help="run every frame to the end of the window")
+    ap.add_argument("-o", "--out", default=str(REPO / "bench" / "results" / "emulator.json"))
+    args = ap.parse_args()
+
+    import numba
+
+    from yoso_backend.emulator import Emulator
+
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    prog, model = load_program(args.model, not args.no_early_stop)
+    px, src = load_frames(args.frames)
+    emu = Emulator(prog)
+    t0 = time.perf_counter()
+    emu.run(px[:64])
+    warm = time.perf_counter() - t0
+    out = {"model": model, "frames": len(px), "data": src, "threads": numba.get_num_threads(),
+           "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+           "numba": numba.__version__, "warmup_s": warm, "goal_fps": 210, "silicon_fps": 21, "runs": []}
+    for mode in ("ttfs", "softmax"):
+        early = prog.early_stop and mode == "ttfs" and not args.no_early_stop
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = emu.run(px, mode=mode, early_stop=early, chunk=1024)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out["runs"].append({"mode": mode, "early_stop": early, "seconds": wall, "cpu_seconds": cpu,
+                            "fps": len(px) / wall, "meets_goal": len(px) / wall >= 210,
+                            "mean_cycles": float(res.cycles.mean()), "mean_steps": float(res.steps.mean()),
+                            "packets_per_frame": float(res.frame_counters[:, 12].mean()),
+                            "spikes_per_frame": float(res.frame_counters[:, -1].mean())})
+        print(f"{mode:8s} early_stop={early!s:5s} {len(px) / wall:8.1f} frames/s "
+              f"({cpu / wall:.2f} cores busy, {res.cycles.mean():.0f} cycles/frame)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    from stdbp.fileio import atomic_write_json
+
+    atomic_write_json(args.out, out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
