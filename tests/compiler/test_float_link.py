@@ -75,3 +75,23 @@ def test_fire_step_is_ceil_of_exact_spike_time(name, hw, scale, t_max, sizes):
             fired_total += int(fin.sum())
         x = got
     assert fired_total > 100  # the test exercised real spikes
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 0.5])
+def test_time_unit_alpha_end_to_end(alpha):
+    """Integer output spike times (step * alpha / spa) track the float network's for any alpha."""
+    sizes = [784, 60, 10]
+    model = dense_model(sizes, seed=5, threshold=0.1, t_max=3.0 * alpha, alpha=alpha)
+    state = compile_model(model, CompileOptions(early_stop=False))
+    prog = state.program
+    assert prog.layers[0].window_steps == 765  # 3 alpha at 255 steps per alpha
+    pixels = np.load("models/sample/mnist-test-sample.npz")["images"][:100].reshape(100, -1)
+    res = run(prog, pixels)
+    t = (alpha * (255 - pixels.astype(np.float64)) / 255)
+    for lay in state.graph.layers:
+        t, _ = kernels.dense_forward(t, lay.weight, lay.threshold, lay.t_max)
+    both = np.isfinite(t) & np.isfinite(res.spike_times)
+    assert both.mean() > 0.5
+    err = np.abs(res.spike_times[both] - t[both]) / alpha  # in alpha units
+    assert np.median(err) < 5 / 255  # a few steps: step rounding + 8-bit weights
+    assert (np.isfinite(t) == np.isfinite(res.spike_times)).mean() > 0.97

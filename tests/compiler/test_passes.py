@@ -289,3 +289,22 @@ def test_pipeline_properties(sizes, seed, weights, scale):
     from yoso_backend.artifact import decode_program_bin, encode_program_bin
 
     assert decode_program_bin(encode_program_bin(prog))["header"]["n_pes"] == len(prog.pes)
+
+
+def test_import_image_input_with_flatten():
+    from stdbp.export.graph import Layer, build_model
+
+    rng = np.random.default_rng(0)
+    layers = [Layer("SpikeEncode", {"alpha": 1.0, "silent_zero": 1}), Layer("Flatten"),
+              Layer("RelPspDense", {"threshold": 0.2, "t_max": 2.0}, rng.normal(size=(12, 784)).astype(np.float32)),
+              Layer("RelPspDense", {"threshold": 0.2, "t_max": 2.0}, rng.normal(size=(3, 12)).astype(np.float32))]
+    g = import_model(build_model(layers, [1, 28, 28]))
+    assert g.n_inputs == 784 and g.input_shape == (1, 28, 28) and g.silent_zero
+    prog = compile_graph(g).program
+    from yoso_backend.reference import run
+
+    px = np.zeros((2, 1, 28, 28), np.uint8)
+    px[1, 0, 10:20, 10:20] = 200
+    res = run(prog, px)
+    assert res.predictions[0] == -1  # silent_zero: an all-zero frame has no input spike at all
+    assert res.counters["per_layer"][0]["input_spikes_mean"] == 50.0
