@@ -252,7 +252,7 @@ def hardware_hash(raw: dict) -> str:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in HW_DIR.glob("*.toml"))
+    return sorted({p.stem for p in HW_DIR.glob("*.toml")} | {p.stem for p in HW_DIR.glob("*.json")})
 
 
 def _resolve(name_or_path: str | Path) -> Path:
@@ -264,6 +264,8 @@ def _resolve(name_or_path: str | Path) -> Path:
                             f"give a .toml/.json file or a built-in name ({', '.join(builtin_names())})")
         return path
     builtin = HW_DIR / f"{text}.toml"
+    if not builtin.is_file():
+        builtin = HW_DIR / f"{text}.json"
     if not builtin.is_file():
         raise UserError(text, "unknown hardware description",
                         f"use one of {', '.join(builtin_names())} or a path to a .toml/.json file")
