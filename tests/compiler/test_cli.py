@@ -109,3 +109,13 @@ def test_sample_measures_synaptic_events(model_path, tmp_path):
     assert load_program(out).meta["mapping"]["measured"] == meas
     bad = runner.invoke(app, [str(model_path), "-o", str(tmp_path / "f.yoso"), "--sample", str(tmp_path / "no.npz")])
     assert bad.exit_code == 2 and "cannot read sample" in bad.output
+
+
+def test_compiling_never_imports_torch(model_path, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from compiler import compile_model; from yoso_backend.artifact import save_program;"
+            f"save_program(compile_model({str(model_path)!r}).program, {str(tmp_path / 'n.yoso')!r});"
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
