@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ import textwrap
 import numpy as np
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from runtime.backends import get_backend
 from runtime.backends.ort_custom_ops import CONTRIB, release, to_custom_op_model
@@ -107,3 +109,31 @@ def test_runtime_never_imports_torch(dense_path):
         assert not loaded, loaded
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@st.composite
+def random_dense_net(draw):
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    n_in = draw(st.sampled_from([16, 100, 784]))
+    sizes = (n_in, *draw(st.lists(st.integers(2, 40), min_size=0, max_size=2)), draw(st.integers(2, 12)))
+    layers = dense_layers(rng, sizes, t_max=draw(st.sampled_from([math.inf, 1.0, 2.5])),
+                          mean=draw(st.sampled_from([0.5, 2.0, 5.0])), silent_zero=draw(st.integers(0, 1)),
+                          threshold=draw(st.sampled_from([0.5, 1.0, 3.0])))
+    x = random_pixels(rng, draw(st.integers(1, 20)), (n_in,), p_zero=draw(st.floats(0, 0.9)),
+                      levels=draw(st.sampled_from([None, 4, 32])))
+    return layers, x
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(random_dense_net())
+def test_random_networks_all_paths_agree(tmp_path_factory, net):
+    layers, x = net
+    path = tmp_path_factory.mktemp("p") / "m.onnx"
+    onnx.save(model(layers, (x.shape[1],)), path)
+    ref = numpy_forward(layers, x)
+    fast, slow = prepared(path).run(x), prepared(path, portable=True).run(x)
+    assert_agree(fast.spike_times, ref)
+    assert_agree(slow.spike_times, ref)
+    np.testing.assert_array_equal(fast.predictions, slow.predictions)
