@@ -8,6 +8,9 @@ Backend extension point: options this command does not know (`--mode cycle --hw 
 collected as `{"mode": "cycle", "hw": "yoso.toml"}` (a bare `--flag` -> True) and passed to the
 backend's `prepare(model, **options)`. The onnxruntime backend accepts none and rejects them.
 A MODEL that is a directory (`model.yoso/`) selects the yoso backend when --backend is "auto".
+Optional hook beyond the Backend protocol: a backend with `finalize(out_dir, labels, console=...)`
+gets called after the last batch with a folder beside the JSON report (the report path without
+its suffix); the dict it returns is stored under "backend_report" in the JSON report.
 """
 
 from __future__ import annotations
@@ -138,6 +141,7 @@ def run(
 
 def _run(model, backend, data, split, limit, batch_size, portable, threads, memory_mb, data_dir,
          report, force, extra):
+    import json
     import time
 
     import numpy as np
@@ -160,6 +164,7 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = report or Path("runs") / f"run-{model.stem}-{backend}-{Path(data).stem}-{stamp}.json"
     refuse_overwrite(report, force)
+    extra_dir = report.with_suffix("")
     data = data or _default_data(model)
     options = dict(extra)
     if backend == "onnxruntime":
@@ -209,8 +214,14 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
         "confusion": {"rows": "true class", "columns": [str(c) for c in range(n_classes)] + ["none"],
                       "matrix": cm.tolist()},
     }
-    atomic_write_json(report, result)
     out = Console()
+    finalize = getattr(runner, "finalize", None)
+    if callable(finalize):  # backend-specific report (YOSO: latency, energy, plots)
+        refuse_overwrite(extra_dir, force)
+        extra = finalize(extra_dir, labels, console=out)
+        result["backend_report"] = json.loads(json.dumps(extra, default=str)) if extra is not None else None
+        result["backend_report_dir"] = str(extra_dir)
+    atomic_write_json(report, result)
     table = Table(title=f"confusion matrix ({desc}; rows true, columns predicted)")
     table.add_column("true", justify="right")
     for c in result["confusion"]["columns"]:
@@ -219,6 +230,6 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
         table.add_row(str(r), *[str(v) if v else "." for v in cm[r]])
     out.print(table)
     out.print(f"[bold]{backend}[/] {model}: accuracy {correct}/{n} = {100.0 * correct / max(n, 1):.2f} %, "
-              f"{result['frames_per_second'] or 0:.1f} frames/s (batch {batch_size}), "
+              f"{result['frames_per_second'] or 0:.1f} frames/s wall clock here (batch {batch_size}), "
               f"{result['no_output_spike']} without output spike")
     out.print(f"report: {report}")

@@ -140,3 +140,40 @@ def test_default_data_follows_model_metadata(tmp_path, good_model):
         r = runner.invoke(app, [str(p), "--limit", "8", "--report", str(report)])
         assert r.exit_code == 0, r.output
         assert json.loads(report.read_text())["data"] == sample
+
+
+def test_backend_extension_point(tmp_path, monkeypatch):
+    """Unknown --options go to the backend's prepare(); an optional finalize() adds its report."""
+    import runtime.backends
+    from runtime.backend import BackendResult, predict
+
+    seen = {}
+
+    class Fake:
+        name = "yoso"
+
+        def prepare(self, model_path, **options):
+            seen["prepare"] = (model_path, options)
+
+        def run(self, pixels):
+            t = np.tile(np.arange(10, dtype=np.float32), (len(pixels), 1))
+            return BackendResult(t, predict(t), {"cycles": 5, "mode": "cycle"})
+
+        def finalize(self, out_dir, labels, console=None):
+            seen["finalize"] = (out_dir, len(labels))
+            return {"energy_uj": 1.5}
+
+    monkeypatch.setattr(runtime.backends, "get_backend", lambda name: Fake())
+    d = tmp_path / "model.yoso"
+    d.mkdir()
+    report = tmp_path / "r.json"
+    r = runner.invoke(app, [str(d), "--limit", "10", "--batch-size", "4", "--mode", "cycle", "--hw=x.toml",
+                            "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    assert seen["prepare"] == (str(d), {"mode": "cycle", "hw": "x.toml"})
+    assert seen["finalize"] == (tmp_path / "r", 10)
+    out = json.loads(report.read_text())
+    assert out["backend"] == "yoso" and out["counters"]["cycles"] == 15  # summed over 3 batches
+    assert out["backend_report"] == {"energy_uj": 1.5}
+    r = runner.invoke(app, [str(d), "--portable", "--report", str(tmp_path / "s.json")])
+    assert r.exit_code == 2 and "--portable" in err_of(r)
