@@ -8,8 +8,9 @@ Options (strings from `stdbp-run --key value` are accepted): ``mode`` ttfs|softm
 program's), ``early_stop`` true|false (default: the program's), ``hw`` the description used for
 clock and energy (default: ``<program hw>-calibrated`` when that built-in exists and differs from
 the program's only in calibrated values, else the program's own), ``record`` (keep per-frame traces
-of the last batch in ``self.last``), ``report_dir``/``plots_dir`` (rewrite report.json after every
-batch and the plots when the frame count doubles, for runners that do not call ``finalize``).
+of the last batch in ``self.last``), ``report_dir``/``plots_dir`` (for runners that do not call
+``finalize``: report.json and the plots are written there when the process exits, outside any
+timed ``run`` call).
 
 ``counters`` of each batch hold sums only (frames, cycles, steps, seconds, joules, event counts), so
 a runner may add them up across batches.
@@ -94,7 +95,10 @@ class YosoBackend:
         self.report_dir = options.get("report_dir") or options.get("plots_dir")
         self.model_path = str(path)
         self.stats = RunStats()
-        self._plotted_at = 0
+        if self.report_dir:
+            import atexit
+
+            atexit.register(self._write_at_exit)
 
     def run(self, pixels: np.ndarray) -> "Any":
         from runtime.backend import BackendResult
@@ -113,8 +117,6 @@ class YosoBackend:
             "dynamic_energy_j": float(self.energy.dynamic_j(res.frame_counters).sum()),
         }
         counters.update({k: v for k, v in CN.as_dict(res.frame_counters).items()})
-        if self.report_dir:
-            self._write_interim()
         return BackendResult(spike_times=res.spike_times, predictions=res.predictions, counters=counters)
 
     def report(self, labels: np.ndarray | None = None) -> dict:
@@ -127,6 +129,10 @@ class YosoBackend:
         """The full report (printed as tables when ``console`` is given), written to ``out_dir``."""
         from yoso_backend.report import print_table, render
 
+        if self.report_dir:
+            import atexit
+
+            atexit.unregister(self._write_at_exit)
         rep = self.report(labels)
         if out_dir is not None:
             rep["files"] = render(rep, out_dir, self.stats, self.emu, plots=plots)
@@ -134,12 +140,8 @@ class YosoBackend:
             print_table(rep, console)
         return rep
 
-    def _write_interim(self) -> None:
-        from yoso_backend.report import render
+    def _write_at_exit(self) -> None:
+        if self.stats is not None and self.stats.frames:
+            from yoso_backend.report import render
 
-        rep = self.report()
-        n = self.stats.frames
-        plots = n >= 2 * self._plotted_at or self._plotted_at == 0
-        render(rep, self.report_dir, self.stats, self.emu, plots=plots)
-        if plots:
-            self._plotted_at = n
+            render(self.report(), self.report_dir, self.stats, self.emu)

@@ -45,6 +45,7 @@ def test_backend_protocol_and_results(model_dir, pixels, tmp_path):
     c = results[0].counters
     assert c["frames"] == 40 and c["cycles"] > 0 and c["energy_j"] > c["dynamic_energy_j"] > 0
     assert all(isinstance(v, (int, float)) for v in c.values())  # sums: a runner may add batches up
+    b._write_at_exit()  # what happens at exit for runners that do not call finalize
     assert (tmp_path / "rep" / "report.json").is_file() and (tmp_path / "rep" / "mesh.png").is_file()
     rep = b.finalize(tmp_path / "final", labels)
     assert rep["frames"] == 64 and rep["accuracy"] == pytest.approx((ref.predictions == labels).mean())
