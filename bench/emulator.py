@@ -15,7 +15,6 @@ reported too, so a change in speed can be told apart from a change in work.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
