@@ -128,7 +128,7 @@ def neuron_layer(draw):
     return t, w, t_max, theta
 
 
-@settings(max_examples=150)
+@settings(max_examples=60)
 @given(neuron_layer())
 def test_property_matches_reference_and_never_nan(case):
     t, w, t_max, theta = case
@@ -151,7 +151,7 @@ def test_property_matches_reference_and_never_nan(case):
     assert torch.isfinite(gt2).all() and torch.isfinite(gw2).all()
 
 
-@settings(max_examples=100)
+@settings(max_examples=50)
 @given(neuron_layer(), st.floats(0.01, 2.0), st.data())
 def test_property_raising_a_weight_never_delays_a_spike(case, bump, data):
     # V_j(t) grows pointwise when any w_ij grows, so the first threshold crossing cannot move later
@@ -167,7 +167,7 @@ def test_property_raising_a_weight_never_delays_a_spike(case, bump, data):
     np.testing.assert_array_equal(after[:, others], before[:, others])
 
 
-@settings(max_examples=60)
+@settings(max_examples=30)
 @given(neuron_layer(), st.floats(0.1, 10.0))
 def test_property_threshold_and_weights_scale_together(case, scale):
     t, w, t_max, theta = case

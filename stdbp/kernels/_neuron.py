@@ -1,0 +1,161 @@
+"""Serial numba building blocks of the CPU kernels: the event walk of one input vector, a fast
+argsort, and the receptive-field gather. All are `nogil`, so `stdbp.kernels.cpu` runs them on
+several threads at once; none uses numba's parallel mode (whose compile time is several seconds
+per kernel and dtype, paid again on every cold cache).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def walk(vals, order, n_act, wT, p, w_acc, t_acc, t_out, wsum):
+    """Fire the outputs fed by the inputs vals[order[:n_act]] (sorted, all before t_max).
+
+    wT[i, j] is the weight from input i to output j; p = [theta, t_max, +inf] in the working
+    dtype. Writes t_out[j] (+inf if silent) and wsum[j] = W_C (0 if silent); w_acc, t_acc are
+    scratch of length n_out. After each group of simultaneous inputs V_j is linear up to
+    e = min(next input, t_max); an unfired output whose END value reaches the threshold,
+    W_j e - T_j >= theta (never true for W_j <= 0), fires at (theta + T_j) / W_j clamped into
+    (t_group, e], so that the mask t_i < t_j recomputed by backward is the set used here.
+    """
+    thr, t_max, inf = p[0], p[1], p[2]
+    n_out = t_out.shape[0]
+    for j in range(n_out):
+        w_acc[j] = 0.0
+        t_acc[j] = 0.0
+        t_out[j] = inf
+        wsum[j] = 0.0
+    remaining = n_out
+    k = 0
+    while k < n_act and remaining > 0:
+        i = order[k]
+        ti = vals[i]
+        for j in range(n_out):
+            w = wT[i, j]
+            w_acc[j] += w
+            t_acc[j] += w * ti
+        k += 1
+        if k < n_act and vals[order[k]] == ti:
+            continue  # simultaneous inputs: the interval between them is empty
+        e = vals[order[k]] if k < n_act else t_max
+        lo = np.nextafter(ti, inf)
+        if e == inf:
+            # unbounded last interval: V reaches any threshold iff its slope W is positive
+            for j in range(n_out):
+                if t_out[j] == inf and w_acc[j] > 0:
+                    t_out[j] = max((thr + t_acc[j]) / w_acc[j], lo)
+                    wsum[j] = w_acc[j]
+                    remaining -= 1
+        else:
+            # cheap vectorised pre-check; the branchy firing pass runs only when someone fires
+            hits = 0
+            for j in range(n_out):
+                hits += (w_acc[j] * e - t_acc[j] >= thr) and (t_out[j] == inf)
+            if hits == 0:
+                continue
+            for j in range(n_out):
+                wj = w_acc[j]
+                if t_out[j] == inf and wj > 0 and wj * e - t_acc[j] >= thr:
+                    t_out[j] = min(max((thr + t_acc[j]) / wj, lo), e)
+                    wsum[j] = wj
+                    remaining -= 1
+
+
+@njit(cache=True, nogil=True)
+def sort_keys(vals):
+    """Order-preserving unsigned integer keys of float32/float64 values (IEEE order)."""
+    n = vals.shape[0]
+    keys = np.empty(n, np.uint64)
+    if vals.itemsize == 4:
+        bits = vals.view(np.uint32)
+        for i in range(n):
+            u = np.uint64(bits[i])
+            keys[i] = u ^ np.uint64(0xFFFFFFFF) if u >> np.uint64(31) else u | np.uint64(1 << 31)
+    else:
+        bits64 = vals.view(np.uint64)
+        for i in range(n):
+            u = bits64[i]
+            keys[i] = ~u if u >> np.uint64(63) else u | np.uint64(1 << 63)
+    return keys
+
+
+@njit(cache=True, nogil=True)
+def radix_order(keys, n_bytes):
+    """Stable LSD radix argsort of uint64 keys, 8-bit digits; a pass whose digit is the same
+    for every key moves nothing and is skipped. Dtype independent: compiled once."""
+    n = keys.shape[0]
+    order = np.arange(n)
+    k2 = np.empty(n, np.uint64)
+    o2 = np.empty(n, np.int64)
+    count = np.empty(256, np.int64)
+    for byte in range(n_bytes):
+        shift = np.uint64(8 * byte)
+        count[:] = 0
+        for i in range(n):
+            count[(keys[i] >> shift) & np.uint64(255)] += 1
+        if count.max() == n:
+            continue
+        total = 0
+        for d in range(256):
+            c = count[d]
+            count[d] = total
+            total += c
+        for i in range(n):
+            d = (keys[i] >> shift) & np.uint64(255)
+            pos = count[d]
+            count[d] = pos + 1
+            k2[pos] = keys[i]
+            o2[pos] = order[i]
+        keys, k2 = k2, keys
+        order, o2 = o2, order
+    return order
+
+
+@njit(cache=True, nogil=True)
+def argsort(vals):
+    """argsort of a 1-D float array: insertion sort for short arrays, radix sort otherwise
+    (about 4x faster than np.argsort on a 784-pixel image)."""
+    n = vals.shape[0]
+    if n > 48:
+        return radix_order(sort_keys(vals), vals.itemsize)
+    order = np.arange(n)
+    for a in range(1, n):
+        o = order[a]
+        v = vals[o]
+        c = a - 1
+        while c >= 0 and vals[order[c]] > v:
+            order[c + 1] = order[c]
+            c -= 1
+        order[c + 1] = o
+    return order
+
+
+@njit(cache=True, nogil=True)
+def active(vals, t_max):
+    """argsort of vals and the number of inputs that spike before t_max (finite ones only;
+    an input at exactly t_max adds nothing to V(t_max))."""
+    order = argsort(vals)
+    n_act = 0
+    while n_act < vals.shape[0] and vals[order[n_act]] < t_max:
+        n_act += 1
+    return order, n_act
+
+
+@njit(cache=True, nogil=True)
+def gather_patch(t_in, b, y0, x0, kh, kw, vals, inf):
+    """vals[c*kh*kw + dy*kw + dx] = t_in[b, c, y0+dy, x0+dx]; +inf (no spike) outside."""
+    n_c, height, width = t_in.shape[1], t_in.shape[2], t_in.shape[3]
+    k = 0
+    for c in range(n_c):
+        for dy in range(kh):
+            yy = y0 + dy
+            for dx in range(kw):
+                xx = x0 + dx
+                if 0 <= yy < height and 0 <= xx < width:
+                    vals[k] = t_in[b, c, yy, xx]
+                else:
+                    vals[k] = inf
+                k += 1
