@@ -24,8 +24,10 @@ destination PE (X-Y route, per-hop latency, link contention: ``noc.py``); the de
 router-interface FIFO of depth D applies back-pressure; its load stage takes a packet at
 ``max(in FIFO, load free, own sweep done)``, spends ``load_cycles + ceil(n / lanes)`` cycles issuing
 reads (decoupled access-execute: compute and store overlap the next packet's loads) and the last
-write lands ``pipe_cycles`` later. ``S_{k+1} = max_p(end of all work) + step_overhead``. A step
-with no packets costs ``max_p(sweep) + step_overhead``: runs of such steps are added in one go.
+write lands ``pipe_cycles`` later. ``S_{k+1} = max(end of every PE's work, last result flit out of
+the mesh) + step_barrier_cycles``. A step with no packets costs ``max_p(sweep) + barrier``: runs of
+such steps (the spec lets a controller skip them; this model charges them, as a chip that sweeps
+every step) are added in one go, with their SRAM and adder counts.
 """
 
 from __future__ import annotations
@@ -247,6 +249,7 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
         if record:
             step_start[k] = now
         steps_run += 1
+        host_done = now  # the barrier also waits for result flits to leave the mesh
         for p in range(n_pe):
             done[p] = now
             load_free[p] = now
@@ -288,7 +291,9 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                         cnt[p, _S_R] += 1 + dest_off[p + 1] - dest_off[p]
                         for d in range(dest_off[p], dest_off[p + 1]):
                             if dests[d] < 0:
-                                _to_host(p, t_emit, cfg, link_free, link_flits, cnt, links, n_hops)
+                                t_out = _to_host(p, t_emit, cfg, link_free, link_flits, cnt, links, n_hops)
+                                if t_out > host_done:
+                                    host_done = t_out
                     elif A[a] > 0:
                         s = k + (theta[a] - v + A[a] - 1) // A[a]
                         if s < best:
@@ -362,7 +367,7 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
         if record:
             for o in range(n_out):
                 v_trace[k, o] = V[out_off - n_in + o]
-        nxt = now
+        nxt = host_done
         for p in range(n_pe):
             nxt = max(nxt, done[p], load_free[p])
         now = nxt + ovh

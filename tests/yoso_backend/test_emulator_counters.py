@@ -18,9 +18,10 @@ def test_one_spike_one_hop_by_hand():
     assert res.fire[1][0, 0] == 1  # V(1) = 10
     # step 0: sweep 1 neuron (+3 fill) = 4; packet host->PE1: 2 cycles/hop + ejection -> in FIFO at 4,
     #         load 4..6 (decode 1 + 1 neuron), last write at 9; barrier -> step 1 starts at 10
-    # step 1: sweep 10..14, the neuron fires; step 2 starts at 15; steps 2, 3: 4 + 1 cycles each
-    assert res.step_start[0, :5].tolist() == [0, 10, 15, 20, 25]
-    assert res.cycles[0] == 25 and res.steps[0] == 4
+    # step 1: sweep 10..14, the neuron fires at 13: PE 1 -> router 0 at 15 -> out of the host port
+    #         at 17; step 2 starts at 18; steps 2, 3: 4 + 1 cycles each
+    assert res.step_start[0, :5].tolist() == [0, 10, 18, 23, 28]
+    assert res.cycles[0] == 28 and res.steps[0] == 4
     pe1 = dict(zip(CN.NAMES, res.pe_counters[1].tolist()))
     assert pe1 == {
         "busy_cycles": 2 + 4 * 1,     # one packet (decode + 1 neuron) + 4 sweeps of 1 neuron
