@@ -8,6 +8,7 @@ Backend extension point: options this command does not know (`--mode cycle --hw 
 collected as `{"mode": "cycle", "hw": "yoso.toml"}` (a bare `--flag` -> True) and passed to the
 backend's `prepare(model, **options)`. The onnxruntime backend accepts none and rejects them.
 A MODEL that is a directory (`model.yoso/`) selects the yoso backend when --backend is "auto".
+An ONNX MODEL with `--backend yoso` is compiled first, into `<report>.yoso/` beside the report.
 Optional hook beyond the Backend protocol: a backend with `finalize(out_dir, labels, console=...)`
 gets called after the last batch with a folder beside the JSON report (the report path without
 its suffix); the dict it returns is stored under "backend_report" in the JSON report.
@@ -176,6 +177,13 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
         raise UserError("stdbp-run", f"--portable and --threads apply to the onnxruntime backend, not {backend}",
                         "drop them, or pass the backend's own options")
     images, labels, desc = load_data(data, split, limit, data_dir)
+    if backend == "yoso" and model.is_file():  # an ONNX model for the chip: compile it first
+        from runtime.compile_glue import compile_for_yoso
+
+        compiled = report.with_suffix(".yoso")
+        Console(stderr=True).print(f"compiling {model} -> {compiled}")
+        model, _ = compile_for_yoso(model, compiled, hw=str(options.get("hw") or "yoso-6x7"),
+                                    output_mode=str(options.get("mode") or "ttfs"), force=force)
     runner = get_backend(backend)
     console = Console(stderr=True)
     t_prep = time.perf_counter()
