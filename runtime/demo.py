@@ -1,0 +1,124 @@
+"""`stdbp demo`: the whole path on the shipped default, side by side.
+
+Compiles the shipped MNIST 784-800-10 model for yoso-6x7, runs it on the bundled 500-image
+sample through onnxruntime (the float model, real custom op) and through the bit-accurate YOSO
+emulator, and prints accuracy, speed, latency, power and energy per frame next to the paper's
+Table IV row. Everything lands in a fresh `runs/demo-<time>/` (never overwritten): the compiled
+`model.yoso/`, `demo.json`, the YOSO report and its plots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Compile the shipped model and run it on onnxruntime and YOSO, side by side.")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "models" / "mnist-fc800" / "model.onnx"
+PAPER = {"accuracy_pct": 98.45, "latency_ms": 47.71, "fps": 21.0, "power_mw": 0.751, "energy_uj": 35.839}
+
+
+@app.command()
+def demo(
+    model: Path = typer.Argument(DEFAULT_MODEL, help="ai.stdbp ONNX model (default: the shipped MNIST 784-800-10)"),
+    data: str = typer.Option(None, help="sample | sample-fashion-mnist | mnist | fashion-mnist | PATH.npz "
+                             "(default: the bundled sample of the model's data set)"),
+    limit: int = typer.Option(None, help="use only the first N images"),
+    hw: str = typer.Option("yoso-6x7", help="hardware description to compile for"),
+    out: Path = typer.Option(None, "--out", "-o", help="output folder (default: runs/demo-<time>)"),
+    force: bool = typer.Option(False, "--force", help="reuse an existing output folder"),
+) -> None:
+    """Compile MODEL for YOSO, run it on both backends, print the comparison."""
+    from stdbp.errors import cli_errors
+
+    with cli_errors():
+        _demo(model, data, limit, hw, out, force)
+
+
+def _run_backend(name: str, model: Path, images, labels, console, **options):
+    import time
+
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from runtime.backends import get_backend
+
+    runner = get_backend(name)
+    runner.prepare(str(model), **options)
+    preds, times, seconds = [], [], 0.0
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(name, total=len(images))
+        for s in range(0, len(images), 128):
+            t0 = time.perf_counter()
+            res = runner.run(images[s:s + 128])
+            seconds += time.perf_counter() - t0
+            preds.append(res.predictions)
+            times.append(res.spike_times)
+            bar.advance(task, len(res.predictions))
+    return runner, np.concatenate(preds), np.concatenate(times), seconds
+
+
+def _demo(model: Path, data: str | None, limit: int | None, hw: str, out: Path | None, force: bool) -> None:
+    import time
+
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from runtime.cli import _default_data, load_data
+    from runtime.compile_glue import compile_for_yoso
+    from stdbp.errors import UserError
+    from stdbp.fileio import atomic_write_json, refuse_overwrite
+
+    if not model.is_file():
+        raise UserError(model, "model not found", "pass an ai.stdbp ONNX model (the shipped one is models/mnist-fc800/model.onnx)")
+    out = out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    refuse_overwrite(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    images, labels, desc = load_data(data or _default_data(model), "test", limit, None)
+
+    console.print(f"[bold]1/3[/] compiling {model.name} for {hw}")
+    yoso_dir, mapping = compile_for_yoso(model, out / "model.yoso", hw=hw, force=True)
+    console.print(f"    {mapping.get('pes_used', '?')} PEs used; program in {yoso_dir}")
+    for w in mapping.get("warnings", []):
+        console.print(f"    [yellow]warning:[/] {w}")
+
+    console.print(f"[bold]2/3[/] onnxruntime (float model, ai.stdbp custom op) on {desc}")
+    _, ort_pred, ort_times, ort_s = _run_backend("onnxruntime", model, images, labels, console)
+    console.print(f"[bold]3/3[/] YOSO emulator (bit-accurate, cycle model) on {desc}")
+    yoso, yoso_pred, yoso_times, yoso_s = _run_backend("yoso", yoso_dir, images, labels, console)
+    rep = yoso.finalize(out / "yoso-report", labels)
+
+    n = len(labels)
+    ort_acc, yoso_acc = float((ort_pred == labels).mean()), float((yoso_pred == labels).mean())
+    agree = float((ort_pred == yoso_pred).mean())
+    result = {
+        "model": str(model), "data": desc, "images": n, "hardware": hw, "compiled": str(yoso_dir),
+        "onnxruntime": {"accuracy": ort_acc, "host_fps": n / ort_s},
+        "yoso": {"accuracy": yoso_acc, "host_fps": n / yoso_s, "latency_ms": rep["latency_ms"]["mean"],
+                 "chip_fps": rep["fps"], "power_mw": rep["power_mw"], "energy_uj_per_frame": rep["energy_uj_per_frame"],
+                 "calibrated": rep["calibrated"], "report": str(out / "yoso-report" / "report.json")},
+        "prediction_agreement": agree,
+        "paper": PAPER,
+    }
+    atomic_write_json(out / "demo.json", result)
+
+    cal = "" if rep["calibrated"] else " (uncalibrated)"
+    table = Table(title=f"{model.name} on {desc} ({n} images)")
+    for col in ("", "onnxruntime", "YOSO emulator", "paper"):
+        table.add_column(col, justify="right")
+    table.add_row("accuracy %", f"{100 * ort_acc:.2f}", f"{100 * yoso_acc:.2f}", f"{PAPER['accuracy_pct']:.2f}")
+    table.add_row("host frames/s", f"{n / ort_s:.0f}", f"{n / yoso_s:.0f}", "-")
+    table.add_row(f"latency ms{cal}", "-", f"{rep['latency_ms']['mean']:.2f}", f"{PAPER['latency_ms']:.2f}")
+    table.add_row(f"chip fps{cal}", "-", f"{rep['fps']:.1f}", f"{PAPER['fps']:.0f}")
+    table.add_row(f"power mW{cal}", "-", f"{rep['power_mw']:.3f}", f"{PAPER['power_mw']:.3f}")
+    table.add_row(f"energy uJ/frame{cal}", "-", f"{rep['energy_uj_per_frame']:.3f}", f"{PAPER['energy_uj']:.3f}")
+    console.print(table)
+    console.print("onnxruntime: float32 model; YOSO: 8-bit integer program on the emulator; host frames/s include"
+                  " first-call compilation; chip figures are the emulator's cycle and energy model")
+    console.print(f"predictions identical on {100 * agree:.1f} % of images (float vs 8-bit integer chip)")
+    console.print(f"results: {out / 'demo.json'}; YOSO report and plots: {out / 'yoso-report'}")
