@@ -71,20 +71,19 @@ def main() -> int:
 
     from yoso_backend.emulator import Emulator
 
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     prog, model = load_program(args.model, not args.no_early_stop)
     px, src = load_frames(args.frames)
     emu = Emulator(prog)
     t0 = time.perf_counter()
-    emu.run(px[:64])
+    emu.run(px[:64], threads=args.threads)
     warm = time.perf_counter() - t0
-    out = {"model": model, "frames": len(px), "data": src, "threads": numba.get_num_threads(),
+    out = {"model": model, "frames": len(px), "data": src, "threads": args.threads,
            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
            "numba": numba.__version__, "warmup_s": warm, "goal_fps": 210, "silicon_fps": 21, "runs": []}
     for mode in ("ttfs", "softmax"):
         early = prog.early_stop and mode == "ttfs" and not args.no_early_stop
         t0, c0 = time.perf_counter(), time.process_time()
-        res = emu.run(px, mode=mode, early_stop=early, chunk=1024)
+        res = emu.run(px, mode=mode, early_stop=early, chunk=1024, threads=args.threads)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         out["runs"].append({"mode": mode, "early_stop": early, "seconds": wall, "cpu_seconds": cpu,
                             "fps": len(px) / wall, "meets_goal": len(px) / wall >= 210,

@@ -14,6 +14,8 @@ data (tested by changing every timing parameter).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -119,10 +121,11 @@ class Emulator:
         return np.ascontiguousarray(input_steps(self.program, pixels), dtype=np.int64)
 
     def run(self, pixels: np.ndarray, mode: str | None = None, record: bool = False,
-            early_stop: bool | None = None, chunk: int = 256,
+            early_stop: bool | None = None, chunk: int = 256, threads: int | None = None,
             progress: Callable[[int], None] | None = None) -> EmuResult:
-        """Run frames. ``mode``/``early_stop`` default to the program's; ``progress(n_done)`` after
-        every chunk of frames."""
+        """Run frames. ``mode``/``early_stop`` default to the program's; ``threads`` (default: the
+        cores this process may use, or $STDBP_NUM_THREADS) split every chunk of frames;
+        ``progress(n_done)`` after every chunk."""
         prog = self.program
         mode = mode or prog.output_mode
         if mode not in ("ttfs", "softmax"):
@@ -149,11 +152,12 @@ class Emulator:
         for a in range(0, N, chunk):
             b = min(N, a + chunk)
             cnt = np.zeros((b - a, n_pe, CN.K), np.int64)
-            KN.run_frames(in_steps[a:b], cfg, fl["window"], fl["dense"], fl["links"], fl["n_hops"], fl["node_off"], fl["node_pe"], fl["pe_lo"], fl["pe_hi"],
-                          fl["pe_layer"], fl["layer_pe_off"], fl["layer_pes"], fl["dest_off"], fl["dests"],
-                          fl["in_dests"], fl["w_flat"], fl["w_off"], fl["theta"], fire[a:b], v_out[a:b], cnt,
-                          cycles[a:b], steps[a:b], step_start[a:b] if record else step_start,
-                          v_trace[a:b] if record else v_trace)
+            args = (in_steps[a:b], cfg, fl["window"], fl["dense"], fl["links"], fl["n_hops"], fl["node_off"],
+                    fl["node_pe"], fl["pe_lo"], fl["pe_hi"], fl["pe_layer"], fl["layer_pe_off"], fl["layer_pes"],
+                    fl["dest_off"], fl["dests"], fl["in_dests"], fl["w_flat"], fl["w_off"], fl["theta"], fire[a:b],
+                    v_out[a:b], cnt, cycles[a:b], steps[a:b], step_start[a:b] if record else step_start,
+                    v_trace[a:b] if record else v_trace)
+            _parallel(KN.run_frames, b - a, args, threads)
             frame_counters[a:b] = cnt.sum(axis=1)
             pe_counters += cnt.sum(axis=0)
             if record:
@@ -238,6 +242,31 @@ class Emulator:
                           "sram_writes": {"w": int(words[:, 0].sum()), "v": int(words[:, 1].sum()),
                                           "a": 0, "s": int(words[:, 3].sum())}}
         return self._init
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}
+
+
+def default_threads() -> int:
+    env = os.environ.get("STDBP_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _parallel(kernel, n: int, args: tuple, threads: int | None) -> None:
+    """kernel(lo, hi, *args) over ``threads`` contiguous frame ranges (the kernel releases the GIL)."""
+    k = max(1, min(threads or default_threads(), n))
+    if k == 1:
+        kernel(0, n, *args)
+        return
+    pool = _POOL.setdefault(k, ThreadPoolExecutor(max_workers=k, thread_name_prefix="yoso-emu"))
+    futures = [pool.submit(kernel, n * i // k, n * (i + 1) // k, *args) for i in range(k)]
+    for f in futures:
+        f.result()
 
 
 @njit(cache=True)

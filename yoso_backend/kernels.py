@@ -33,7 +33,7 @@ every step) are added in one go, with their SRAM and adder counts.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from yoso_backend import counters as CN
 from yoso_backend.noc import N_PORTS, eject, n_links, route_fast
@@ -410,14 +410,14 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
     return now, steps_run
 
 
-@njit(cache=True, parallel=True)
-def run_frames(in_steps, cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer, layer_pe_off, layer_pes,
-               dest_off, dests, in_dests, w_flat, w_off, theta, fire, v_out, cnt, cycles, steps, step_start,
-               v_trace):
-    """``frame_kernel`` over frames ``in_steps[N, n_in]`` in parallel (frames are independent)."""
-    N = in_steps.shape[0]
+@njit(cache=True, nogil=True)
+def run_frames(lo, hi, in_steps, cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer,
+               layer_pe_off, layer_pes, dest_off, dests, in_dests, w_flat, w_off, theta, fire, v_out, cnt, cycles,
+               steps, step_start, v_trace):
+    """``frame_kernel`` over frames ``lo .. hi-1`` of ``in_steps[N, n_in]``. Releases the GIL: the
+    emulator runs disjoint frame ranges on a thread pool (frames are independent)."""
     rec = cfg[CFG_RECORD]
-    for f in prange(N):
+    for f in range(lo, hi):
         fi = f * rec
         c, s = frame_kernel(in_steps[f], cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer,
                             layer_pe_off, layer_pes, dest_off, dests, in_dests, w_flat, w_off, theta, fire[f],
