@@ -21,5 +21,8 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/stdbp demo
 
+golden-regen: $(STAMP)
+	$(PY) -m tests.golden.regen
+
 bench: $(STAMP)
 	$(PY) bench/kernels.py
