@@ -38,6 +38,7 @@ class Timing:
     hop_cycles: int = 2          # router.cycles_per_hop (1-stage OpenSMART router)
     flits_per_packet: int = 1    # router.flits_per_packet
     fifo_depth: int = 8          # core.fifo_depth: router-interface FIFO, packets
+    router_buffer: int = 4       # router.fifo_depth: flits per router input port
     load_cycles: int = 1         # core.load_cycles: decode a packet
     pipe_cycles: int = 3         # core.sram_read_latency + compute_cycles + store_cycles
     sweep_latency: int = 3       # pipeline fill of a step's sweep (same stages)
@@ -49,7 +50,7 @@ class Timing:
         v = hw.value
         pipe = v("core", "sram_read_latency") + v("core", "compute_cycles") + v("core", "store_cycles")
         t = cls(hop_cycles=v("router", "cycles_per_hop"), flits_per_packet=v("router", "flits_per_packet"),
-                fifo_depth=v("core", "fifo_depth"), load_cycles=v("core", "load_cycles"), pipe_cycles=pipe,
+                fifo_depth=v("core", "fifo_depth"), router_buffer=v("router", "fifo_depth"), load_cycles=v("core", "load_cycles"), pipe_cycles=pipe,
                 sweep_latency=pipe, lanes=v("core", "lanes"))
         if "step_barrier_cycles" in hw.raw["core"]:
             t = replace(t, step_overhead=v("core", "step_barrier_cycles"))
@@ -112,6 +113,7 @@ class Emulator:
         c[KN.CFG_EARLY_STOP] = int(early_stop)
         c[KN.CFG_RECORD] = int(record)
         c[KN.CFG_LANES] = t.lanes
+        c[KN.CFG_RBUF] = t.router_buffer
         return c
 
     def in_steps(self, pixels: np.ndarray) -> np.ndarray:

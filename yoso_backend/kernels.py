@@ -20,8 +20,9 @@ theta <= V_max). A PE's neurons are touched only at deliveries and at its predic
 Timing (cycles; it reads the events but never changes them). A global clock; step k starts at
 S_k after a barrier. Every PE of an active layer sweeps its neurons, one per cycle per lane, from
 S_k; a neuron that fires emits its packets at its sweep slot. A spike becomes one packet per
-destination PE (X-Y route, per-hop latency, link contention: ``noc.py``); the destination's
-router-interface FIFO of depth D applies back-pressure; its load stage takes a packet at
+destination PE (X-Y route, per-hop latency, link contention, router input buffers of
+``router.fifo_depth`` flits with credit back-pressure: ``noc.py``); the destination's
+router-interface FIFO of ``core.fifo_depth`` packets blocks the ejection port when full; its load stage takes a packet at
 ``max(in FIFO, load free, own sweep done)``, spends ``load_cycles + ceil(n / lanes)`` cycles issuing
 reads (decoupled access-execute: compute and store overlap the next packet's loads) and the last
 write lands ``pipe_cycles`` later. ``S_{k+1} = max(end of every PE's work, last result flit out of
@@ -36,12 +37,13 @@ import numpy as np
 from numba import njit
 
 from yoso_backend import counters as CN
-from yoso_backend.noc import N_PORTS, eject, n_links, route_fast
+from yoso_backend.noc import N_PORTS, eject, leave, n_links, route_buffered
 
 # cfg indices (int64 vector, so the kernel signature stays short)
 (CFG_A_LO, CFG_A_HI, CFG_V_LO, CFG_V_HI, CFG_WIDTH, CFG_NPE, CFG_HOP, CFG_FLITS, CFG_FIFO, CFG_DECODE,
- CFG_PIPE, CFG_SWEEP_LAT, CFG_STEP_OVH, CFG_HOST, CFG_SOFTMAX, CFG_EARLY_STOP, CFG_RECORD, CFG_LANES) = range(18)
-N_CFG = 18
+ CFG_PIPE, CFG_SWEEP_LAT, CFG_STEP_OVH, CFG_HOST, CFG_SOFTMAX, CFG_EARLY_STOP, CFG_RECORD, CFG_LANES,
+ CFG_RBUF) = range(19)
+N_CFG = 19
 
 NEVER = -1
 FAR = 1 << 62  # "no predicted fire"
@@ -54,17 +56,18 @@ _PK_INJ, _PK_RX, _FLIT_HOPS, _ROUTER, _NOC_STALL, _FIFO_STALL, _SPIKES = (
 
 @njit(cache=True, inline="always")
 def _send(src, inj, dst, t_inj, issue, hop, flits, pipe, n_pe, link_free, link_flits, ring, ring_pos, load_free,
-          done, rx, cnt, links, n_hops):
+          done, rx, cnt, links, n_hops, buf, bpos):
     """Route one spike packet from router ``src`` (entering by link ``inj``) to ``dst`` and let its
     load stage take it (``issue`` cycles). Per-packet PE counters are booked at the end of the frame
     from ``rx`` (packets received per PE); stalls here."""
-    t_ready, hops, stall = route_fast(src * n_pe + dst, t_inj, hop, flits, link_free, link_flits, inj, links,
-                                      n_hops)
+    t_ready, hops, stall, last = route_buffered(src * n_pe + dst, t_inj, hop, flits, link_free, link_flits, inj,
+                                                links, n_hops, buf, bpos)
     # FIFO room: the packet `depth` places earlier in this FIFO must have left it (started loading);
     # the ring starts at 0, so the first `depth` packets always find room
     slot = ring_pos[dst]
     t_fifo, port_stall, fifo_stall = eject(dst * N_PORTS, t_ready, ring[dst, slot], hop, flits, link_free,
                                            link_flits)
+    leave(last, t_fifo - hop, buf, bpos, buf.shape[1])
     start = max(t_fifo, load_free[dst])
     ring[dst, slot] = start
     slot += 1
@@ -80,15 +83,16 @@ def _send(src, inj, dst, t_inj, issue, hop, flits, pipe, n_pe, link_free, link_f
 
 
 @njit(cache=True, inline="always")
-def _to_host(src, t_inj, cfg, link_free, link_flits, cnt, links, n_hops):
+def _to_host(src, t_inj, cfg, link_free, link_flits, cnt, links, n_hops, buf, bpos):
     """Route a result flit (output spike or potential) to the host on the west port of router
     ``cfg[CFG_HOST]``; the host drains it at once. Returns the cycle it leaves the mesh."""
     hop = cfg[CFG_HOP]
     flits = cfg[CFG_FLITS]
     n_pe = cfg[CFG_NPE]
-    t_ready, hops, stall = route_fast(src * n_pe + cfg[CFG_HOST], t_inj, hop, flits, link_free, link_flits,
-                                      n_pe * N_PORTS + src, links, n_hops)
+    t_ready, hops, stall, last = route_buffered(src * n_pe + cfg[CFG_HOST], t_inj, hop, flits, link_free,
+                                                link_flits, n_pe * N_PORTS + src, links, n_hops, buf, bpos)
     t, port_stall, _ = eject(n_pe * (N_PORTS + 1) + 1, t_ready, 0, hop, flits, link_free, link_flits)
+    leave(last, t - hop, buf, bpos, buf.shape[1])
     cnt[src, _PK_INJ] += 1
     cnt[src, _FLIT_HOPS] += hops * flits
     cnt[src, _NOC_STALL] += stall + port_stall
@@ -194,6 +198,8 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
     depth = cfg[CFG_FIFO]
     ring = np.zeros((n_pe, depth), np.int64)
     ring_pos = np.zeros(n_pe, np.int64)
+    buf = np.zeros((n_l, cfg[CFG_RBUF]), np.int64)  # router input buffers (credits)
+    bpos = np.zeros(n_l, np.int64)
     rx = np.zeros(n_pe, np.int64)
     hop = cfg[CFG_HOP]
     flits = cfg[CFG_FLITS]
@@ -291,7 +297,7 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                         cnt[p, _S_R] += 1 + dest_off[p + 1] - dest_off[p]
                         for d in range(dest_off[p], dest_off[p + 1]):
                             if dests[d] < 0:
-                                t_out = _to_host(p, t_emit, cfg, link_free, link_flits, cnt, links, n_hops)
+                                t_out = _to_host(p, t_emit, cfg, link_free, link_flits, cnt, links, n_hops, buf, bpos)
                                 if t_out > host_done:
                                     host_done = t_out
                     elif A[a] > 0:
@@ -341,7 +347,7 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                     j0 = pe_lo[p]
                     j1 = pe_hi[p]
                     _send(src, inj, p, t_inj, issue_cyc[p], hop, flits, pipe, n_pe, link_free, link_flits, ring,
-                          ring_pos, load_free, done, rx, cnt, links, n_hops)
+                          ring_pos, load_free, done, rx, cnt, links, n_hops, buf, bpos)
                     if whole:
                         continue
                     if not dirty[p]:
@@ -389,7 +395,7 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                 cnt[p, _V_R] += 1
                 cnt[p, _S_R] += 1
                 last = max(last, _to_host(p, now + (j - pe_lo[p]) // lanes, cfg, link_free, link_flits, cnt,
-                                             links, n_hops))
+                                             links, n_hops, buf, bpos))
         now = last
     if record:
         step_start[steps_run] = now

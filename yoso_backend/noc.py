@@ -223,3 +223,42 @@ def route_fast(r, t_inject, hop_cycles, flits, link_free, link_flits, inj, links
         link_flits[link] += flits
         t = g + hop_cycles
     return t, nh, stall
+
+
+@njit(cache=True, inline="always")
+def route_buffered(r, t_inject, hop_cycles, flits, link_free, link_flits, inj, links, n_hops, buf, bpos):
+    """`route_fast` with finite router input buffers (``router.fifo_depth`` flits per input port).
+
+    ``buf[L, :]`` holds, for the last D flits that crossed link L into a router's input buffer,
+    the cycle each left that buffer (was granted its next link); a flit may cross L only when the
+    flit D places earlier has left (credit-based flow control). A blocked flit therefore holds its
+    buffer slot and stalls the links behind it, hop by hop: back-pressure. Returns
+    ``(t_ready, hops, stall, last_link)``; the caller frees ``last_link``'s slot when the packet is
+    ejected (`leave`)."""
+    depth = buf.shape[1]
+    g = max(t_inject, link_free[inj], buf[inj, bpos[inj]])
+    stall = g - t_inject
+    link_free[inj] = g + flits
+    link_flits[inj] += flits
+    prev = inj
+    t = g
+    nh = n_hops[r]
+    for h in range(nh):
+        link = links[r, h]
+        g = max(t, link_free[link], buf[link, bpos[link]])
+        stall += g - t
+        leave(prev, g, buf, bpos, depth)
+        link_free[link] = g + flits
+        link_flits[link] += flits
+        t = g + hop_cycles
+        prev = link
+    return t, nh, stall, prev
+
+
+@njit(cache=True, inline="always")
+def leave(link, g, buf, bpos, depth):
+    """The flit that came in over ``link`` leaves that input buffer at cycle ``g``."""
+    p = bpos[link]
+    buf[link, p] = g
+    p += 1
+    bpos[link] = 0 if p == depth else p

@@ -76,3 +76,46 @@ def test_full_fifo_blocks_the_ejection_port():
     assert (t, port_stall, fifo_stall) == (52, 0, 40)
     t2, port_stall2, fifo_stall2 = eject(3 * N_PORTS, 11, 0, 2, 1, link_free, link_flits)
     assert (t2, port_stall2, fifo_stall2) == (53, 40, 0)
+
+
+def _buffered(mesh, depth):
+    from yoso_backend.noc import route_table
+
+    links, n_hops = route_table(mesh.width, mesh.n_pe)
+    nl = n_links(mesh.n_pe)
+    return links, n_hops, np.zeros(nl, np.int64), np.zeros(nl, np.int64), np.zeros((nl, depth), np.int64), np.zeros(nl, np.int64)
+
+
+def _send_b(state, mesh, src, dst, t, room=0):
+    from yoso_backend.noc import leave, route_buffered
+
+    links, n_hops, link_free, link_flits, buf, bpos = state
+    inj = mesh.n_pe * N_PORTS + src
+    t_ready, hops, stall, last = route_buffered(src * mesh.n_pe + dst, t, 2, 1, link_free, link_flits, inj, links,
+                                                n_hops, buf, bpos)
+    t_fifo, port_stall, fifo_stall = eject(dst * N_PORTS, t_ready, room, 2, 1, link_free, link_flits)
+    leave(last, t_fifo - 2, buf, bpos, buf.shape[1])
+    return t_fifo, stall + port_stall
+
+
+def test_full_router_buffers_push_back_hop_by_hop():
+    # buffers of one flit: A's ejection at PE 2 is blocked until 100; B (same path) waits in router 1,
+    # and C (to PE 1 only) is blocked behind B in router 0's east link: head-of-line back-pressure
+    s = _buffered(MESH, 1)
+    assert _send_b(s, MESH, 0, 2, 0, room=100) == (102, 0)
+    t_b, stall_b = _send_b(s, MESH, 0, 2, 1)
+    assert t_b == 104 and stall_b == 1 + 96 + 0  # 1 at router 0 (A still in router 1), 96 at router 1
+    t_c, stall_c = _send_b(s, MESH, 0, 1, 2)
+    assert t_c >= 100 + 2 + 2 and stall_c >= 98
+
+
+@given(st.lists(st.tuples(st.integers(0, 41), st.integers(0, 41), st.integers(0, 30)), min_size=1, max_size=40))
+@settings(max_examples=100, deadline=None)
+def test_deep_buffers_equal_the_unbuffered_model(packets):
+    s = _buffered(MESH, 64)
+    link_free = np.zeros(n_links(MESH.n_pe), np.int64)
+    link_flits = np.zeros_like(link_free)
+    for src, dst, t in packets:
+        t_ready, _, stall = _send(MESH, src, dst, t, link_free, link_flits)
+        t_fifo, port_stall, _ = eject(dst * N_PORTS, t_ready, 0, 2, 1, link_free, link_flits)
+        assert _send_b(s, MESH, src, dst, t) == (t_fifo, stall + port_stall)
