@@ -111,6 +111,7 @@ def train(
     threads: Optional[int] = typer.Option(None, help="torch/numba threads (default: all cores)"),
     resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     force: bool = typer.Option(False, help="overwrite an existing run in --out"),
+    stop_after: Optional[int] = typer.Option(None, help="end this call after N epochs (resume later)"),
 ) -> None:
     """Train; writes config.json, metrics.jsonl, checkpoint.pt, best.pt (and model.onnx) to --out."""
     with cli_errors():
@@ -133,7 +134,7 @@ def train(
                           device=device)
         console = Console(quiet=rank != 0, width=None if sys.stdout.isatty() else 200)
         summary = run_training(cfg, out, resume=resume, force=force, reporter=RichReporter(console),
-                               rank=rank, world=world)
+                               rank=rank, world=world, stop_after=stop_after)
         if summary["status"] == "diverged":
             raise typer.Exit(3)
         if summary["status"] == "interrupted":

@@ -80,8 +80,13 @@ def export_onnx(model, cfg: TrainConfig, path: Path, accuracy: float) -> str:
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: bool = False,
-          reporter: Reporter | None = None, rank: int = 0, world: int = 1) -> dict:
-    """Run (or resume) a training run in `out`; returns a summary dict."""
+          reporter: Reporter | None = None, rank: int = 0, world: int = 1,
+          stop_after: int | None = None) -> dict:
+    """Run (or resume) a training run in `out`; returns a summary dict.
+
+    `stop_after`: end this call after that many epochs (the schedule still spans cfg.epochs);
+    continue later with `resume=True`.
+    """
     from stdbp.data import SpikeJitter
     from stdbp.train import ann_init
     from stdbp.train.arch import parse_arch
@@ -151,7 +156,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     message = ""
     epoch = start_epoch
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        end = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+        for epoch in range(start_epoch + 1, end + 1):
             lr = lr_at(epoch - 1, cfg.epochs, cfg.lr, cfg.lr_final)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -209,6 +215,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
         run.log({"phase": "stopped", "epoch": epoch, "reason": "interrupted"})
     summary = {"status": status, "epochs_done": last_epoch, "best_test_accuracy": best_acc,
                "run_dir": str(run.dir), "message": message}
+    if status == "finished" and last_epoch < cfg.epochs:
+        status = "paused"
+        message = f"stopped after epoch {last_epoch} of {cfg.epochs} (--stop-after); continue with --resume"
     if status == "finished" and rank == 0:
         best = load_checkpoint(run.dir / "best.pt")
         export_model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,

@@ -1,0 +1,133 @@
+"""stdbp-train end to end on a small MNIST subset: run folder, resume equivalence, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stdbp.train.cli import app
+from stdbp.train.checkpoint import load_checkpoint
+
+runner = CliRunner()
+SMALL = ["--data", "mnist", "--arch", "784-64-10", "--train-subset", "512", "--test-subset", "200",
+         "--batch-size", "64", "--ann-epochs", "3", "--ann-lr", "2e-3", "--silent-zero", "--jitter-variance", "0.02",
+         "--lr", "1e-3", "--lr-final", "5e-4"]
+
+
+def _run(args):
+    return runner.invoke(app, args, catch_exceptions=False)
+
+
+def _metrics(path):
+    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "full"
+    res = _run(["--out", str(out), "--epochs", "2", *SMALL])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_run_folder_contents(two_epochs):
+    out, output = two_epochs
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "best.pt", "ann.pt"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["arch"] == "784-64-10" and cfg["epochs"] == 2 and cfg["beta2"] == 0.999
+    recs = _metrics(out)
+    phases = [r["phase"] for r in recs]
+    assert phases[:5] == ["ann", "ann", "ann", "convert", "init"] and phases.count("snn") == 2
+    snn = [r for r in recs if r["phase"] == "snn"]
+    for r in snn:
+        for key in ("loss", "train_accuracy", "test_accuracy", "fired_fraction", "dead_fraction",
+                    "silent_targets", "clipped_gradients", "epoch_seconds", "lr"):
+            assert key in r
+        assert len(r["fired_fraction"]) == 2 and all(0 <= f <= 1 for f in r["fired_fraction"])
+    assert snn[0]["lr"] == 1e-3 and abs(snn[1]["lr"] - 5e-4) < 1e-12
+    # ANN init is far above chance on 512 images
+    init = next(r for r in recs if r["phase"] == "init")
+    assert init["test_accuracy"] > 0.5
+    assert "epoch 2/2" in output and "done: best test accuracy" in output
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
+
+
+def test_resume_is_bit_exact(two_epochs, tmp_path):
+    full, _ = two_epochs
+    part = tmp_path / "part"
+    # the first epoch of the same 2-epoch schedule, then a resume for the second
+    res = _run(["--out", str(part), "--epochs", "2", *SMALL, "--stop-after", "1"])
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(part / "checkpoint.pt")["epoch"] == 1
+    res = _run(["--out", str(part), "--epochs", "2", "--resume"])
+    assert res.exit_code == 0, res.output
+    a = load_checkpoint(full / "checkpoint.pt")
+    b = load_checkpoint(part / "checkpoint.pt")
+    assert b["epoch"] == 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    for k in sa:
+        assert torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"])
+    ma = [r for r in _metrics(full) if r["phase"] == "snn"]
+    mb = [r for r in _metrics(part) if r["phase"] == "snn"]
+    assert [r["loss"] for r in ma] == [r["loss"] for r in mb]
+
+
+def test_existing_run_needs_resume_or_force(two_epochs):
+    out, _ = two_epochs
+    res = runner.invoke(app, ["--out", str(out), "--epochs", "1", *SMALL])
+    assert res.exit_code == 2 and "already holds a run" in res.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--arch", "784-8C5-10"], "needs an image input"),
+    (["--data", "no-such-set"], "neither a known data set nor a folder"),
+    (["--lr", "-1"], "positive learning rate"),
+    (["--init", "magic"], "use ann or scratch"),
+])
+def test_bad_options_one_line_exit_2(tmp_path, args, words):
+    res = runner.invoke(app, ["--out", str(tmp_path / "r"), "--epochs", "1", *args])
+    assert res.exit_code == 2 and words in res.output and "Traceback" not in res.output
+
+
+def test_resume_without_run_is_user_error(tmp_path):
+    res = runner.invoke(app, ["--out", str(tmp_path / "none"), "--resume"])
+    assert res.exit_code == 2 and "config.json" in res.output
+
+
+def test_divergence_stops_and_keeps_last_good(tmp_path, monkeypatch):
+    from stdbp.train import loop
+
+    real = loop.train_epoch
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise loop.Diverged("loss nan at batch 3/8")
+        return real(*a, **k)
+
+    monkeypatch.setattr(loop, "train_epoch", flaky)
+    out = tmp_path / "div"
+    res = runner.invoke(app, ["--out", str(out), "--epochs", "3", *SMALL, "--init", "scratch"])
+    assert res.exit_code == 3 and "diverged in epoch 2" in res.output
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    assert _metrics(out)[-1]["reason"] == "diverged"
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, monkeypatch):
+    from stdbp.train import loop
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train_epoch", interrupted)
+    out = tmp_path / "int"
+    res = runner.invoke(app, ["--out", str(out), "--epochs", "2", *SMALL, "--init", "scratch"])
+    assert res.exit_code == 130 and "--resume" in res.output
+    assert (out / "interrupted.pt").is_file() and load_checkpoint(out / "checkpoint.pt")["epoch"] == 0
