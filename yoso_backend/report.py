@@ -213,6 +213,13 @@ def print_table(rep: dict, console=None) -> None:
         t4.add_row(r["accelerator"], r["coding"], _fmt(r["accuracy"], 2), _fmt(r["fps"], 1), str(r["node_nm"]),
                    _fmt(r["power_mw"], 3), _fmt(r["uj_per_frame"], 3))
     con.print(t4)
+    rt = Table(title="ratios the paper quotes (other / YOSO): paper's row vs this run")
+    for col in ("vs", "quantity", "paper quotes", "paper's row", "this run"):
+        rt.add_column(col, justify="right")
+    for q, quoted in (("power", PAPER_POWER_RATIOS), ("energy", PAPER_ENERGY_RATIOS)):
+        for k, v in quoted.items():
+            rt.add_row(k, q, f"{v}x", f"{rep['ratios']['paper'][q][k]:.2f}x", f"{rep['ratios']['ours'][q][k]:.2f}x")
+    con.print(rt)
 
 
 def render(rep: dict, out_dir: str | Path, stats: RunStats | None = None, emu=None, plots: bool = True,
