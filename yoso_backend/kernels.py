@@ -29,6 +29,19 @@ write lands ``pipe_cycles`` later. ``S_{k+1} = max(end of every PE's work, last 
 the mesh) + step_barrier_cycles``. A step with no packets costs ``max_p(sweep) + barrier``: runs of
 such steps (the spec lets a controller skip them; this model charges them, as a chip that sweeps
 every step) are added in one go, with their SRAM and adder counts.
+
+Modelling choices (assumptions, not YOSO facts; each can be revisited without touching the data):
+- Packets claim links in the order the data path produces them (a step's spikes by ascending
+  source index, then destination order), each at its own injection cycle: a fixed-priority
+  arbitration rather than a cycle-by-cycle simulation of every router, so two packets that meet
+  are ordered by that sequence, not by who came first. Latency, contention, credits and
+  back-pressure are otherwise exact for that order.
+- Counters per PE: a delivered packet costs n weight reads, n A reads, n adds, n A writes (every
+  neuron of the PE, fired or not: spec section 8), 2 router-FIFO operations and 2n compute->store
+  FIFO operations; a sweep costs, per unfired neuron, one A read, one neuron-word read (V and
+  theta), one add and one neuron-word write, and one cycle per lane for every neuron; a firing
+  neuron reads its flit template and its destination words from the spike-address SRAM.
+- The host injects one flit per cycle; result flits leave the mesh at the host port at once.
 """
 
 from __future__ import annotations
