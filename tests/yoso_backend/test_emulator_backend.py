@@ -89,21 +89,31 @@ def test_corrupt_program_is_a_user_error(model_dir, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not MNIST_ONNX.is_file(), reason="trained models/mnist-fc800 not shipped yet")
-def test_trained_mnist_model_equals_reference_on_1000_frames(tmp_path):
+@pytest.mark.parametrize("mode, frames", [("ttfs", 1000), ("softmax", 300)])
+def test_trained_mnist_model_equals_reference(mode, frames):
+    """Zero mismatches on the MNIST test set: every fire step, and in softmax mode every output V."""
+    import copy
+
     from compiler import compile_model
     from stdbp.data import load_dataset
+    from yoso_backend.emulator import Emulator
 
     prog = compile_model(str(MNIST_ONNX)).program
     images, labels = load_dataset("mnist", "test")
-    px = images[:1000].reshape(1000, -1)
-    from yoso_backend.emulator import Emulator
-
-    res = Emulator(prog).run(px)
+    px = images[:frames].reshape(frames, -1)
+    res = Emulator(prog).run(px, mode=mode)
+    if mode != prog.output_mode:
+        prog = copy.copy(prog)
+        prog.output_mode = mode
+        prog.layers = [copy.copy(l) for l in prog.layers]
+        prog.layers[-1].fires = mode == "ttfs"
     ref = reference.run(prog, px)
     for l, want in enumerate(ref.fire_steps):
         assert (res.fire[l + 1] != want).sum() == 0, f"layer {l}"
     np.testing.assert_array_equal(res.predictions, ref.predictions)
-    assert (res.predictions == labels[:1000]).mean() > 0.9
+    if mode == "softmax":
+        np.testing.assert_array_equal(res.out_potential, ref.potentials)
+    assert (res.predictions == labels[:frames]).mean() > 0.9
 
 
 @pytest.mark.parametrize("early_stop", [True, False])
