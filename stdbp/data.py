@@ -286,13 +286,19 @@ class SpikeJitter:
     def from_variance(cls, variance: float, generator=None) -> "SpikeJitter":
         return cls(float(variance) ** 0.5, generator)
 
-    def __call__(self, times):
+    def __call__(self, times, rows: slice | None = None, n_total: int | None = None):
+        """Jitter `times` [B, ...]. Data parallel: `times` are the rows `rows` of a global batch
+        of `n_total`; the noise of the whole global batch is drawn and sliced, so every rank (and
+        a single process with the global batch) sees the same noise for the same sample."""
         import torch
 
         if self.sigma == 0:
             return times
-        noise = torch.randn(times.shape, generator=self.generator, dtype=times.dtype,
+        shape = tuple(times.shape) if n_total is None else (int(n_total), *times.shape[1:])
+        noise = torch.randn(shape, generator=self.generator, dtype=times.dtype,
                             device="cpu" if self.generator is None else self.generator.device)
+        if rows is not None:
+            noise = noise[rows]
         noise = noise.to(times.device)
         out = torch.clamp(times + self.sigma * noise, min=0.0)
         return torch.where(torch.isinf(times), times, out)

@@ -110,13 +110,14 @@ def train_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, optimize
     fired = [0.0] * len(layers)
     n_batches = (len(y) + batch_size - 1) // batch_size
     for b in range(n_batches):
-        idx = perm[b * batch_size:(b + 1) * batch_size][rank::world]
+        gidx = perm[b * batch_size:(b + 1) * batch_size]
+        idx = gidx[rank::world]
         if len(idx) == 0:
             continue
         pixels, target = x[idx].to(device), y[idx].to(device)
         t = model[0](pixels)
         if jitter is not None:
-            t = jitter(t)
+            t = jitter(t, slice(rank, None, world), len(gidx)) if world > 1 else jitter(t)
         t_out = model[1:](t)
         loss, silent = spike_loss(t_out, target, t_max)
         if not torch.isfinite(loss.detach()) or float(loss.detach()) > divergence_loss:

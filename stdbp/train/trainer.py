@@ -161,7 +161,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
             lr = lr_at(epoch - 1, cfg.epochs, cfg.lr, cfg.lr_final)
             for g in opt.param_groups:
                 g["lr"] = lr
-            jitter = SpikeJitter(sigma, epoch_generator(cfg.seed, epoch, 1, rank)) if sigma > 0 else None
+            # the same stream on every rank: each slices its rows of the global batch's noise
+            jitter = SpikeJitter(sigma, epoch_generator(cfg.seed, epoch, 1)) if sigma > 0 else None
             t0 = time.perf_counter()
             rep.start("train", len(data.y_train), epoch, cfg.epochs)
             try:

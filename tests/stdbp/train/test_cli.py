@@ -131,3 +131,48 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, monkeypatch):
     res = runner.invoke(app, ["--out", str(out), "--epochs", "2", *SMALL, "--init", "scratch"])
     assert res.exit_code == 130 and "--resume" in res.output
     assert (out / "interrupted.pt").is_file() and load_checkpoint(out / "checkpoint.pt")["epoch"] == 0
+
+
+def test_ddp_two_cpu_processes_match_single_process(two_epochs, tmp_path):
+    """torchrun, 2 processes, gloo: each takes half of every global batch and the averaged
+    gradients follow the single-process run (up to float summation order)."""
+    import os
+    import subprocess
+    import sys
+
+    full, _ = two_epochs
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "stdbp.train.cli", "--out", str(out), "--epochs", "2", *SMALL]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["_world_size"] == 2
+    recs = _metrics(out)
+    assert [r["phase"] for r in recs].count("snn") == 2  # written once, by rank 0
+    a = load_checkpoint(full / "checkpoint.pt")["model"]
+    b = load_checkpoint(out / "checkpoint.pt")["model"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-3, atol=1e-4), (k, (a[k] - b[k]).abs().max())
+    ref = [r for r in _metrics(full) if r["phase"] == "snn"]
+    got = [r for r in recs if r["phase"] == "snn"]
+    assert abs(ref[-1]["test_accuracy"] - got[-1]["test_accuracy"]) <= 0.02
+
+
+def test_plot_writes_pngs(two_epochs, tmp_path):
+    from stdbp.train.plot_cli import app as plot_app
+
+    out, _ = two_epochs
+    res = runner.invoke(plot_app, [str(out), "--out", str(tmp_path / "plots"), "--samples", "100"])
+    assert res.exit_code == 0, res.output
+    for name in ("spike_times", "gradients", "weights", "dead_neurons", "curves"):
+        png = tmp_path / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_plot_bad_run_dir(tmp_path):
+    from stdbp.train.plot_cli import app as plot_app
+
+    res = runner.invoke(plot_app, [str(tmp_path)])
+    assert res.exit_code == 2 and "not a stdbp-train run folder" in res.output
