@@ -38,11 +38,18 @@ _FLOATS = (np.float32, np.float64)
 
 # ---------------------------------------------------------------------------------------------
 # input checks shared by the wrappers (cheap; they keep the jitted code free of surprises)
-def _as_float(a, name: str, dtype=None) -> np.ndarray:
+def _as_float(a, name: str, dtype=None, check_nan: bool = False) -> np.ndarray:
     a = np.asarray(a)
     if dtype is None:
         dtype = a.dtype if a.dtype in _FLOATS else np.float32
-    return np.ascontiguousarray(a, dtype=dtype)
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if check_nan:
+        # spike times: finite or +inf (no spike); weights: finite. Cheap next to the kernels.
+        bad = np.isnan(a).any() or np.isneginf(a).any()
+        if bad or (name == "weight" and not np.isfinite(a).all()):
+            raise ValueError(f"{name} contains NaN or infinite values (spike times must be "
+                             f"finite or +inf, weights finite)")
+    return a
 
 
 def _params(dtype, threshold: float, t_max: float) -> np.ndarray:
@@ -63,6 +70,7 @@ def _pair(v) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # threads: contiguous ranges of the work on a shared pool (the jitted code releases the GIL)
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
@@ -77,11 +85,14 @@ def num_threads() -> int:
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        # a forked child (e.g. a data-loader worker) inherits the pool object but not its
+        # threads: it must start its own
+        if _POOL is None or _POOL_PID != os.getpid():
             _POOL = ThreadPoolExecutor(max_workers=num_threads(),
                                        thread_name_prefix="stdbp-kernel")
+            _POOL_PID = os.getpid()
         return _POOL
 
 
@@ -115,8 +126,8 @@ def _dense_forward_rows(t_in, wT, p, t_out, wsum, task, lo, hi):
 
 def dense_forward(t_in, weight, threshold: float = 1.0, t_max: float = math.inf):
     """t_in [B, in], weight [out, in] -> (t_out [B, out], wsum [B, out]); +inf = no spike."""
-    t_in = _as_float(t_in, "t_in")
-    weight = _as_float(weight, "weight", t_in.dtype)
+    t_in = _as_float(t_in, "t_in", check_nan=True)
+    weight = _as_float(weight, "weight", t_in.dtype, check_nan=True)
     if t_in.ndim != 2 or weight.ndim != 2 or weight.shape[1] != t_in.shape[1]:
         raise ValueError(f"dense_forward: shapes t_in {t_in.shape}, weight {weight.shape}")
     p = _params(t_in.dtype, threshold, t_max)
@@ -216,9 +227,9 @@ def _conv2d_forward_rows(t_in, wT, kh, kw, sh, sw, ph, pw, p, t_out, wsum, task,
             wsum[b, o, y, x] = w_buf[o]
 
 
-def _conv_args(t_in, weight, stride, padding):
-    t_in = _as_float(t_in, "t_in")
-    weight = _as_float(weight, "weight", t_in.dtype)
+def _conv_args(t_in, weight, stride, padding, check_nan=False):
+    t_in = _as_float(t_in, "t_in", check_nan=check_nan)
+    weight = _as_float(weight, "weight", t_in.dtype, check_nan=check_nan)
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     if t_in.ndim != 4 or weight.ndim != 4 or weight.shape[1] != t_in.shape[1]:
         raise ValueError(f"conv2d: shapes t_in {t_in.shape}, weight {weight.shape}")
@@ -232,7 +243,7 @@ def _conv_args(t_in, weight, stride, padding):
 def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold: float = 1.0,
                    t_max: float = math.inf):
     """t_in [B,C,H,W], weight [O,C,kh,kw] -> (t_out [B,O,H',W'], wsum); padding = +inf."""
-    t_in, weight, sh, sw, ph, pw = _conv_args(t_in, weight, stride, padding)
+    t_in, weight, sh, sw, ph, pw = _conv_args(t_in, weight, stride, padding, check_nan=True)
     p = _params(t_in.dtype, threshold, t_max)
     batch, _, height, width = t_in.shape
     n_o, _, kh, kw = weight.shape

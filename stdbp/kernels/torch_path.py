@@ -28,16 +28,23 @@ import math
 import torch
 import torch.nn.functional as F
 
-# Elements per (chunk, in, out) temporary: 2**22 floats = 16 MiB in float32.
-DEFAULT_CHUNK_ELEMS = 1 << 22
+# Elements per (chunk, in, out) temporary. CPU: 2**22 floats = 16 MiB in float32 (cache
+# friendly); accelerators: 2**25 (128 MiB, fewer kernel launches). About 6 temporaries live at
+# once, so the peak is ~6x this. None = pick by device.
+DEFAULT_CHUNK_ELEMS: int | None = None
+_CPU_CHUNK, _GPU_CHUNK = 1 << 22, 1 << 25
 
 
-def _chunk(batch: int, per_sample: int, chunk_elems: int) -> int:
+def _chunk(batch: int, per_sample: int, chunk_elems: int | None, device) -> int:
+    if chunk_elems is None:
+        chunk_elems = DEFAULT_CHUNK_ELEMS
+    if chunk_elems is None:
+        chunk_elems = _CPU_CHUNK if torch.device(device).type == "cpu" else _GPU_CHUNK
     return max(1, min(batch, chunk_elems // max(1, per_sample)))
 
 
 def dense_forward(t_in: torch.Tensor, weight: torch.Tensor, threshold: float = 1.0,
-                  t_max: float = math.inf, chunk_elems: int = DEFAULT_CHUNK_ELEMS):
+                  t_max: float = math.inf, chunk_elems: int | None = None):
     """Exact first-spike times. t_in [B, in], weight [out, in] -> (t_out [B, out], wsum [B, out]).
 
     wsum is the causal weight sum W_C of each fired output, 0 where the output is silent.
@@ -55,7 +62,7 @@ def dense_forward(t_in: torch.Tensor, weight: torch.Tensor, threshold: float = 1
     wt = weight.t().contiguous()  # [in, out]
     inf = torch.tensor(math.inf, dtype=t_in.dtype, device=t_in.device)
     tmax = torch.tensor(float(t_max), dtype=t_in.dtype, device=t_in.device)
-    step = _chunk(batch, n_in * n_out, chunk_elems)
+    step = _chunk(batch, n_in * n_out, chunk_elems, t_in.device)
     for s in range(0, batch, step):
         ts, idx = torch.sort(t_in[s:s + step], dim=1)
         fin = torch.isfinite(ts)
@@ -91,7 +98,7 @@ def dense_forward(t_in: torch.Tensor, weight: torch.Tensor, threshold: float = 1
 def dense_backward(grad_out: torch.Tensor, t_in: torch.Tensor, weight: torch.Tensor,
                    t_out: torch.Tensor, wsum: torch.Tensor, delta_clip: float | None = None,
                    need_grad_t: bool = True, need_grad_w: bool = True,
-                   chunk_elems: int = DEFAULT_CHUNK_ELEMS):
+                   chunk_elems: int | None = None):
     """Eq. 13-14 over the causal set -> (grad_t_in [B, in], grad_weight [out, in], n_clipped).
 
     n_clipped counts the deltas g/W_C whose magnitude exceeded `delta_clip` (0 if no clip).
@@ -119,7 +126,7 @@ def dense_backward(grad_out: torch.Tensor, t_in: torch.Tensor, weight: torch.Ten
     # mask (t_in < t_out) & fired: an inf t_out gets the sentinel -inf so nothing is below it
     t_cmp = torch.where(fired, t_out, torch.full_like(t_out, -math.inf))
     wt = weight.t()
-    step = _chunk(batch, n_in * n_out, chunk_elems)
+    step = _chunk(batch, n_in * n_out, chunk_elems, t_in.device)
     for s in range(0, batch, step):
         sl = slice(s, s + step)
         mask = (t_in[sl].unsqueeze(-1) < t_cmp[sl].unsqueeze(1)).to(dtype)  # [b, in, out]
@@ -153,7 +160,7 @@ def _patches(t_in: torch.Tensor, kernel: tuple[int, int], stride, padding):
 
 
 def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold=1.0,
-                   t_max=math.inf, chunk_elems: int = DEFAULT_CHUNK_ELEMS):
+                   t_max=math.inf, chunk_elems: int | None = None):
     """ReL-PSP convolution = the dense neuron applied to each (+inf padded) patch.
 
     t_in [B, C, H, W], weight [O, C, kh, kw] -> (t_out [B, O, H', W'], wsum [B, O, H', W']).
@@ -169,7 +176,7 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold=1.0,
 
 def conv2d_backward(grad_out, t_in, weight, t_out, wsum, stride=(1, 1), padding=(0, 0),
                     delta_clip: float | None = None, need_grad_t: bool = True,
-                    need_grad_w: bool = True, chunk_elems: int = DEFAULT_CHUNK_ELEMS):
+                    need_grad_w: bool = True, chunk_elems: int | None = None):
     """Backward of conv2d_forward -> (grad_t_in [B,C,H,W], grad_weight [O,C,kh,kw], n_clipped)."""
     batch, n_c, height, width = t_in.shape
     n_o = weight.shape[0]

@@ -178,3 +178,17 @@ def test_property_threshold_and_weights_scale_together(case, scale):
     # rounding may flip only neurons that reach theta exactly at t_max
     flip = np.isfinite(a) != np.isfinite(b)
     assert np.all(np.abs(np.where(np.isfinite(a), a, b)[flip] - t_max) < 1e-9)
+
+
+def test_nan_or_infinite_inputs_are_rejected():
+    w = np.ones((2, 3), np.float32)
+    for bad in (np.nan, -np.inf):
+        with pytest.raises(ValueError):
+            cpu.dense_forward(np.array([[0.0, bad, 1.0]], np.float32), w)
+    with pytest.raises(ValueError):
+        cpu.dense_forward(np.zeros((1, 3), np.float32), np.array([[1, np.inf, 0]] * 2, np.float32))
+    with pytest.raises(ValueError):
+        cpu.conv2d_forward(np.full((1, 1, 3, 3), np.nan), np.ones((1, 1, 2, 2)))
+    # +inf inputs are fine: no spike
+    t_out, _ = cpu.dense_forward(np.full((1, 3), np.inf, np.float32), w)
+    assert np.isinf(t_out).all()
