@@ -11,15 +11,17 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def walk(vals, order, n_act, wT, p, w_acc, t_acc, t_out, wsum):
+def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
     """Fire the outputs fed by the inputs vals[order[:n_act]] (sorted, all before t_max).
 
     wT[i, j] is the weight from input i to output j; p = [theta, t_max, +inf] in the working
-    dtype. Writes t_out[j] (+inf if silent) and wsum[j] = W_C (0 if silent); w_acc, t_acc are
-    scratch of length n_out. After each group of simultaneous inputs V_j is linear up to
-    e = min(next input, t_max); an unfired output whose END value reaches the threshold,
+    dtype. Writes t_out[j] (+inf if silent) and wsum[j] = W_C (0 if silent); w_acc, t_acc,
+    g_acc are scratch of length n_out. After each group of simultaneous inputs V_j is linear
+    up to e = min(next input, t_max); an unfired output whose END value reaches the threshold,
     W_j e - T_j >= theta (never true for W_j <= 0), fires at (theta + T_j) / W_j clamped into
     (t_group, e], so that the mask t_i < t_j recomputed by backward is the set used here.
+    A group of m > 1 simultaneous inputs (pixel times take 256 values) is summed first,
+    G = sum w, then W += G, T += t G: one accumulator per input instead of two.
     """
     thr, t_max, inf = p[0], p[1], p[2]
     n_out = t_out.shape[0]
@@ -33,13 +35,23 @@ def walk(vals, order, n_act, wT, p, w_acc, t_acc, t_out, wsum):
     while k < n_act and remaining > 0:
         i = order[k]
         ti = vals[i]
-        for j in range(n_out):
-            w = wT[i, j]
-            w_acc[j] += w
-            t_acc[j] += w * ti
         k += 1
         if k < n_act and vals[order[k]] == ti:
-            continue  # simultaneous inputs: the interval between them is empty
+            for j in range(n_out):
+                g_acc[j] = wT[i, j]
+            while k < n_act and vals[order[k]] == ti:
+                i2 = order[k]
+                for j in range(n_out):
+                    g_acc[j] += wT[i2, j]
+                k += 1
+            for j in range(n_out):
+                w_acc[j] += g_acc[j]
+                t_acc[j] += g_acc[j] * ti
+        else:
+            for j in range(n_out):
+                w = wT[i, j]
+                w_acc[j] += w
+                t_acc[j] += w * ti
         e = vals[order[k]] if k < n_act else t_max
         lo = np.nextafter(ti, inf)
         if e == inf:
@@ -149,6 +161,14 @@ def gather_patch(t_in, b, y0, x0, kh, kw, vals, inf):
     """vals[c*kh*kw + dy*kw + dx] = t_in[b, c, y0+dy, x0+dx]; +inf (no spike) outside."""
     n_c, height, width = t_in.shape[1], t_in.shape[2], t_in.shape[3]
     k = 0
+    if y0 >= 0 and x0 >= 0 and y0 + kh <= height and x0 + kw <= width:
+        for c in range(n_c):  # interior window: no bounds tests
+            for dy in range(kh):
+                row = t_in[b, c, y0 + dy]
+                for dx in range(kw):
+                    vals[k] = row[x0 + dx]
+                    k += 1
+        return
     for c in range(n_c):
         for dy in range(kh):
             yy = y0 + dy

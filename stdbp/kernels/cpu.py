@@ -119,9 +119,10 @@ def _dense_forward_rows(t_in, wT, p, t_out, wsum, task, lo, hi):
     n_out = wT.shape[1]
     w_acc = np.empty(n_out, dtype=t_in.dtype)
     t_acc = np.empty(n_out, dtype=t_in.dtype)
+    g_acc = np.empty(n_out, dtype=t_in.dtype)
     for b in range(lo, hi):
         order, n_act = active(t_in[b], p[1])
-        walk(t_in[b], order, n_act, wT, p, w_acc, t_acc, t_out[b], wsum[b])
+        walk(t_in[b], order, n_act, wT, p, w_acc, t_acc, g_acc, t_out[b], wsum[b])
 
 
 def dense_forward(t_in, weight, threshold: float = 1.0, t_max: float = math.inf):
@@ -213,6 +214,7 @@ def _conv2d_forward_rows(t_in, wT, kh, kw, sh, sw, ph, pw, p, t_out, wsum, task,
     vals = np.empty(wT.shape[0], dtype=t_in.dtype)
     w_acc = np.empty(n_o, dtype=t_in.dtype)
     t_acc = np.empty(n_o, dtype=t_in.dtype)
+    g_acc = np.empty(n_o, dtype=t_in.dtype)
     t_buf = np.empty(n_o, dtype=t_in.dtype)
     w_buf = np.empty(n_o, dtype=t_in.dtype)
     for pos in range(lo, hi):
@@ -221,7 +223,7 @@ def _conv2d_forward_rows(t_in, wT, kh, kw, sh, sw, ph, pw, p, t_out, wsum, task,
         x = pos % ow
         gather_patch(t_in, b, y * sh - ph, x * sw - pw, kh, kw, vals, p[2])
         order, n_act = active(vals, p[1])
-        walk(vals, order, n_act, wT, p, w_acc, t_acc, t_buf, w_buf)
+        walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_buf, w_buf)
         for o in range(n_o):
             t_out[b, o, y, x] = t_buf[o]
             wsum[b, o, y, x] = w_buf[o]
