@@ -261,3 +261,22 @@ def test_bad_shapes_raise():
         SF.relpsp_dense(torch.zeros(2, 3, dtype=torch.int32), torch.zeros(4, 3))
     with pytest.raises(ValueError):
         SF.relpsp_dense(torch.zeros(2, 3), torch.zeros(4, 3), backend="cuda-magic")
+
+
+def test_backend_selection_by_device():
+    from stdbp.kernels import backend_for, numba_adapter, torch_path
+
+    assert backend_for("cpu") is numba_adapter
+    assert backend_for("cuda") is torch_path  # GPU tensors take the vectorised path
+    assert backend_for("cpu", "torch") is torch_path
+    with pytest.raises(ValueError):
+        backend_for("cuda", "numba")
+
+
+def test_input_layer_gets_no_input_gradient_and_weights_still_learn():
+    rng = np.random.default_rng(6)
+    t = torch.tensor(rng.uniform(0, 1, (3, 8)))
+    w = torch.tensor(rng.normal(0.4, 0.3, (4, 8)), requires_grad=True)
+    out = SF.relpsp_dense(t, w)
+    out.masked_fill(torch.isinf(out), 0).sum().backward()
+    assert t.grad is None and w.grad is not None and w.grad.abs().sum() > 0
