@@ -170,10 +170,16 @@ def _dense_backward_block(delta, t_in, weight, t_out, g_w, g_t_parts, need_t, ne
                 continue  # silent output (or zero upstream gradient)
             tj = t_out[b, j]
             tb = t_in[b]
-            if need_w:
+            if need_w and need_t:  # one pass: t_i is loaded once
+                gtb = g_t_parts[task, b]
+                for i in range(n_in):
+                    ti = tb[i]
+                    gwj[i] += (min(ti, tj) - tj) * d
+                    gtb[i] += wj[i] * d * (ti < tj)
+            elif need_w:
                 for i in range(n_in):
                     gwj[i] += (min(tb[i], tj) - tj) * d
-            if need_t:
+            elif need_t:
                 gtb = g_t_parts[task, b]
                 for i in range(n_in):
                     gtb[i] += wj[i] * d * (tb[i] < tj)
