@@ -57,6 +57,7 @@ class RunStats:
     pe_counters: np.ndarray | None = None
     layer_counters: np.ndarray | None = None
     raster: list[np.ndarray] | None = None   # fire steps of the first frame, per node layer
+    raster_end: int = -1                     # its last step run
     mode: str = "ttfs"
     early_stop: bool = False
 
@@ -70,6 +71,7 @@ class RunStats:
                                else self.layer_counters + res.layer_counters)
         if self.raster is None and len(res.cycles):
             self.raster = [f[0].copy() for f in res.fire]
+            self.raster_end = int(res.steps[0]) - 1
         self.mode, self.early_stop = res.mode, res.early_stop
 
     @property
@@ -110,8 +112,10 @@ def summarize(stats: RunStats, emu, energy: EnergyModel, labels: np.ndarray | No
                           "dynamic_uj_per_frame": float(energy.dynamic_j(stats.layer_counters[c]) / n * 1e6),
                           "counters_per_frame": {k: v / n for k, v in CN.as_dict(stats.layer_counters[c]).items()}})
     events = stats.pe_counters[:, CN.IDX["packets_received"]] + stats.pe_counters[:, CN.IDX["spikes"]]
+    pe_dyn = energy.dynamic_j(stats.pe_counters) / n
     per_pe = [{"pe": p, "x": p % hw.mesh_width, "y": p // hw.mesh_width, "layer": int(pe_layer[p]),
                "events_per_frame": float(events[p] / n), "energy_uj_per_frame": float(pe_e[p] * 1e6),
+               "dynamic_uj_per_frame": float(pe_dyn[p] * 1e6),
                "busy_cycles_per_frame": float(stats.pe_counters[p, CN.BUSY] / n)} for p in range(n_pe)]
     preds = stats.cat("predictions")
     acc = None
@@ -125,7 +129,8 @@ def summarize(stats: RunStats, emu, energy: EnergyModel, labels: np.ndarray | No
                 + (init["flit_hops"] + init["flits"]) * energy["e_router_pj"]) * 1e-12
     init_t = init["cycles"] / energy.f_clk_hz
     init.update(ms=init_t * 1e3, energy_uj=(init_dyn + energy.p_static_w * init_t) * 1e6)
-    ours = {"accelerator": "STDBP+YOSO (this emulator)", "coding": "Temp.",
+    cal_all = all(p.calibrated for k, p in energy.params.items() if k in ("f_clk_hz", "p_static_mw"))
+    ours = {"accelerator": "STDBP+YOSO (this emulator" + (", calibrated)" if cal_all else ", uncalibrated)"), "coding": "Temp.",
             "accuracy": None if acc is None else 100 * acc, "fps": 1 / t_mean, "node_nm": 22,
             "power_mw": power * 1e3, "uj_per_frame": e_mean * 1e6}
     calibrated = {p["name"]: p["calibrated"] for p in energy.table()}
@@ -236,5 +241,6 @@ def render(rep: dict, out_dir: str | Path, stats: RunStats | None = None, emu=No
         paths["mesh"] = str(P.mesh_heatmap(rep, emu.hw, out / "mesh.png"))
         if stats.raster is not None:
             paths["raster"] = str(P.spike_raster(stats.raster, out / "raster.png",
-                                                 names=["input"] + [l.name for l in emu.program.layers]))
+                                                 names=["input"] + [l.name for l in emu.program.layers],
+                                                 end=stats.raster_end))
     return paths
