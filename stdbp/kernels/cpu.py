@@ -43,6 +43,10 @@ def _as_float(a, name: str, dtype=None, check_nan: bool = False) -> np.ndarray:
     if dtype is None:
         dtype = a.dtype if a.dtype in _FLOATS else np.float32
     a = np.ascontiguousarray(a, dtype=dtype)
+    if not a.flags.writeable:
+        # read-only buffers (e.g. from ONNX Runtime) would make numba compile a second
+        # specialisation of every kernel; a copy is far cheaper than that compile
+        a = a.copy()
     if check_nan:
         # spike times: finite or +inf (no spike); weights: finite. Cheap next to the kernels.
         bad = np.isnan(a).any() or np.isneginf(a).any()
