@@ -69,6 +69,7 @@ def main() -> int:
 
     import numba
 
+    from yoso_backend import counters as CN
     from yoso_backend.emulator import Emulator
 
     prog, model = load_program(args.model, not args.no_early_stop)
@@ -90,8 +91,8 @@ def main() -> int:
                             # on a shared machine wall-clock fps understates: frames per busy core-second
                             "fps_per_busy_core": len(px) / cpu if cpu > 0 else None,
                             "mean_cycles": float(res.cycles.mean()), "mean_steps": float(res.steps.mean()),
-                            "packets_per_frame": float(res.frame_counters[:, 12].mean()),
-                            "spikes_per_frame": float(res.frame_counters[:, -1].mean())})
+                            "packets_per_frame": float(res.frame_counters[:, CN.IDX["packets_received"]].mean()),
+                            "spikes_per_frame": float(res.frame_counters[:, CN.IDX["spikes"]].mean())})
         print(f"{mode:8s} early_stop={early!s:5s} {len(px) / wall:8.1f} frames/s "
               f"({cpu / wall:.2f} cores busy, {res.cycles.mean():.0f} cycles/frame)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
