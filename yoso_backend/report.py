@@ -196,6 +196,10 @@ def print_table(rep: dict, console=None) -> None:
                     _fmt(rep["static_power_mw"], 4), "")
     summary.add_row("model download (init) ms", _fmt(rep["init"]["ms"], 3), "")
     con.print(summary)
+    if "energy_description" in rep:
+        con.print(f"clock and energy: {rep['energy_description']['name']} r{rep['energy_description']['revision']}")
+    for note in rep.get("notes", []):
+        con.print(f"[yellow]note:[/] {note}")
     br = Table(title="energy per frame by component")
     br.add_column("component")
     br.add_column("uJ", justify="right")

@@ -39,8 +39,9 @@ def _bool(key: str, v: Any) -> bool:
     raise UserError(f"--{key.replace('_', '-')}", f"{v!r} is not true/false", "pass true or false")
 
 
-def energy_description(prog_hw, hw_option: str | None = None):
-    """The description whose clock and energy apply to a program compiled for ``prog_hw``."""
+def energy_description(prog_hw, hw_option: str | None = None, notes: list[str] | None = None):
+    """The description whose clock and energy apply to a program compiled for ``prog_hw``
+    (a reason for passing over a stale calibrated description is appended to ``notes``)."""
     from yoso_backend.calibrate import structure_of
     from yoso_backend.hardware import HW_DIR, load_hardware
 
@@ -56,6 +57,9 @@ def energy_description(prog_hw, hw_option: str | None = None):
         hw = load_hardware(cand)
         if structure_of(hw.raw) == structure_of(prog_hw.raw):
             return hw
+        if notes is not None:
+            notes.append(f"{cand.name} ignored: calibrated for another revision of {prog_hw.name} "
+                         "(rerun `stdbp calibrate`)")
     return prog_hw
 
 
@@ -90,7 +94,8 @@ class YosoBackend:
         self.early_stop = _bool("early_stop", options["early_stop"]) if "early_stop" in options else None
         self.record = _bool("record", options.get("record", False))
         self.chunk = int(options.get("chunk", 256))
-        self.energy_hw = energy_description(prog.hw, options.get("hw"))
+        self.notes: list[str] = []
+        self.energy_hw = energy_description(prog.hw, options.get("hw"), self.notes)
         self.energy = EnergyModel.from_hw(self.energy_hw)
         self.report_dir = options.get("report_dir") or options.get("plots_dir")
         self.model_path = str(path)
@@ -122,7 +127,11 @@ class YosoBackend:
     def report(self, labels: np.ndarray | None = None) -> dict:
         from yoso_backend.report import summarize
 
-        return summarize(self.stats, self.emu, self.energy, labels, model=self.model_path)
+        rep = summarize(self.stats, self.emu, self.energy, labels, model=self.model_path)
+        rep["energy_description"] = {"name": self.energy_hw.name, "revision": self.energy_hw.revision,
+                                     "sha256": self.energy_hw.sha256}
+        rep["notes"] = list(self.notes)
+        return rep
 
     def finalize(self, out_dir: str | Path | None = None, labels: np.ndarray | None = None, console=None,
                  plots: bool = True) -> dict:
