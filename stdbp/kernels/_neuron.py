@@ -53,9 +53,9 @@ def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
                 w_acc[j] += w
                 t_acc[j] += w * ti
         e = vals[order[k]] if k < n_act else t_max
-        lo = np.nextafter(ti, inf)
         if e == inf:
             # unbounded last interval: V reaches any threshold iff its slope W is positive
+            lo = np.nextafter(ti, inf)
             for j in range(n_out):
                 if t_out[j] == inf and w_acc[j] > 0:
                     t_out[j] = max((thr + t_acc[j]) / w_acc[j], lo)
@@ -68,6 +68,7 @@ def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
                 hits += (w_acc[j] * e - t_acc[j] >= thr) and (t_out[j] == inf)
             if hits == 0:
                 continue
+            lo = np.nextafter(ti, inf)  # a libm call: only when someone fires
             for j in range(n_out):
                 wj = w_acc[j]
                 if t_out[j] == inf and wj > 0 and wj * e - t_acc[j] >= thr:
