@@ -175,7 +175,7 @@ def convert(ann: nn.Sequential, snn: nn.Sequential, x_cal: torch.Tensor, y_cal: 
     return report
 
 
-REFINE_FACTORS = (0.5, 0.71, 1.41, 2.0)
+REFINE_FACTORS = (0.25, 0.5, 0.71, 1.41, 2.0, 4.0)
 
 
 def _accuracy(snn, x, y) -> float:

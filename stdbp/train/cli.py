@@ -103,6 +103,8 @@ def train(
     ann_lr: float = typer.Option(1e-3),
     ann_lr_final: float = typer.Option(1e-4),
     coverage: float = typer.Option(0.9, help="ANN-active hidden neurons that must fire after conversion"),
+    ann_from: Optional[str] = typer.Option(None, help="reuse a trained ANN (a run's ann.pt) instead of training one"),
+    silent_target_push: float = typer.Option(0.0, help="opt-in hinge on silent targets' potential at t_max (0 = paper)"),
     seed: int = typer.Option(0),
     train_subset: Optional[int] = typer.Option(None, help="use only N training images"),
     test_subset: Optional[int] = typer.Option(None, help="use only N test images"),
@@ -129,7 +131,8 @@ def train(
         cfg = TrainConfig(data=data, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
                           beta1=beta1, beta2=beta2, jitter_variance=jitter_variance, threshold=threshold,
                           t_max=t_max, alpha=alpha, silent_zero=silent_zero, delta_clip=delta_clip, init=init,
-                          ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage,
+                          ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, ann_from=ann_from,
+                          silent_target_push=silent_target_push,
                           seed=seed, train_subset=train_subset, test_subset=test_subset, data_dir=data_dir,
                           device=device)
         console = Console(quiet=rank != 0, width=None if sys.stdout.isatty() else 200)

@@ -42,6 +42,28 @@ def spike_loss(t_out: torch.Tensor, target: torch.Tensor, t_max: float = math.in
     return loss, silent_targets
 
 
+def silent_target_push(t_hidden: torch.Tensor, weight: torch.Tensor, t_out: torch.Tensor,
+                       target: torch.Tensor, threshold: float, t_horizon: float) -> torch.Tensor:
+    """Opt-in rescue for silent target outputs (not in the paper, off by default).
+
+    A silent target gets no gradient from Eq. 12, so an output that went silent for its own
+    class can never come back. This term is the hinge on its potential at the horizon,
+    mean_b [silent_b] * max(0, theta - V_k(T)),  V_k(T) = sum_i w_ki (T - t_i)_+ ,
+    whose gradient raises the weights of the inputs that arrived before T (inputs detached,
+    so only the output layer moves). T = t_max, or the latest input time + 1 if t_max = inf.
+    """
+    silent = ~torch.isfinite(t_out.detach().gather(1, target[:, None]))[:, 0]
+    if not bool(silent.any()):
+        return weight.sum() * 0.0
+    th = t_hidden.detach()[silent]
+    if not math.isfinite(t_horizon):
+        t_horizon = float(torch.where(torch.isfinite(th), th, torch.zeros_like(th)).max()) + 1.0
+    lead = torch.clamp(t_horizon - th, min=0.0)
+    lead = torch.where(torch.isfinite(lead), lead, torch.zeros_like(lead))
+    v = (lead * weight[target[silent]]).sum(dim=1)
+    return torch.clamp(threshold - v, min=0.0).sum() / len(target)
+
+
 def lr_at(epoch: int, epochs: int, lr: float, lr_final: float) -> float:
     """Exponential decay from `lr` (epoch 0) to `lr_final` (last epoch)."""
     if epochs <= 1 or lr_final is None or lr_final == lr:
@@ -98,7 +120,7 @@ def train_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, optimize
                 *, batch_size: int, t_max: float, shuffle_gen: torch.Generator,
                 jitter: Callable[[torch.Tensor], torch.Tensor] | None = None, device="cpu",
                 on_batch: Callable[[int, float, float], None] | None = None,
-                divergence_loss: float = 1e4) -> EpochResult:
+                divergence_loss: float = 1e4, push: float = 0.0) -> EpochResult:
     """One pass over (x, y) in shuffled global batches of `batch_size` (split over ranks)."""
     rank, world = _world()
     model.train()
@@ -118,8 +140,16 @@ def train_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, optimize
         t = model[0](pixels)
         if jitter is not None:
             t = jitter(t, slice(rank, None, world), len(gidx)) if world > 1 else jitter(t)
-        t_out = model[1:](t)
+        if push > 0:
+            t_hidden = model[1:-1](t)
+            t_out = model[-1](t_hidden)
+        else:
+            t_out = model[1:](t)
         loss, silent = spike_loss(t_out, target, t_max)
+        if push > 0:
+            out_layer = model[-1]
+            loss = loss + push * silent_target_push(t_hidden, out_layer.weight, t_out, target,
+                                                    out_layer.threshold, t_max)
         if not torch.isfinite(loss.detach()) or float(loss.detach()) > divergence_loss:
             raise Diverged(f"loss {float(loss):.4g} at batch {b + 1}/{n_batches}")
         optimizer.zero_grad(set_to_none=True)

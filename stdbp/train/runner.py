@@ -44,6 +44,8 @@ class TrainConfig:
     ann_lr: float = 1e-3
     ann_lr_final: float = 1e-4
     coverage: float = 0.9
+    ann_from: str | None = None         # reuse a trained ANN (ann.pt of another run) instead of training one
+    silent_target_push: float = 0.0     # opt-in hinge for silent target outputs (loop.silent_target_push)
     calibration_samples: int = 1000
     seed: int = 0
     train_subset: int | None = None

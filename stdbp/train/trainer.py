@@ -169,7 +169,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
                 res = train_epoch(model, data.x_train, data.y_train, opt, batch_size=cfg.batch_size,
                                   t_max=cfg.t_max, shuffle_gen=epoch_generator(cfg.seed, epoch, 0),
                                   jitter=jitter, device=device,
-                                  on_batch=lambda n, loss, acc: rep.advance(n, loss, acc))
+                                  on_batch=lambda n, loss, acc: rep.advance(n, loss, acc),
+                                  push=cfg.silent_target_push)
             finally:
                 rep.stop()
             train_s = time.perf_counter() - t0
@@ -236,7 +237,22 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
     if cfg.init == "scratch" or cfg.ann_epochs == 0:
         return
     ann = build_ann(arch)
+    if cfg.ann_from:
+        try:
+            ann.load_state_dict(torch.load(cfg.ann_from, map_location="cpu", weights_only=True))
+        except FileNotFoundError:
+            raise UserError(cfg.ann_from, "ANN checkpoint not found", "point --ann-from at a run's ann.pt") from None
+        except Exception as exc:
+            raise UserError(cfg.ann_from, f"not an ANN of {cfg.arch} ({type(exc).__name__})",
+                            "use the ann.pt of a run with the same --arch") from None
+        run.log({"phase": "ann", "epoch": 0, "from": str(cfg.ann_from),
+                 "test_accuracy": ann_init.ann_accuracy(ann, data.x_test, data.y_test)})
+    else:
+        _train_ann(cfg, ann, data, run, rep, ann_init)
+    _convert(cfg, ann, model, data, run, rep, ann_init)
 
+
+def _train_ann(cfg, ann, data, run: Run, rep: Reporter, ann_init) -> None:
     def on_epoch(ep, loss, acc):
         rep.stop()
         run.log({"phase": "ann", "epoch": ep + 1, "loss": loss, "test_accuracy": acc})
@@ -257,6 +273,9 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
     buf = io.BytesIO()
     torch.save(ann.state_dict(), buf)
     atomic_write_bytes(run.dir / "ann.pt", buf.getvalue())
+
+
+def _convert(cfg, ann, model, data, run: Run, rep: Reporter, ann_init) -> None:
     n_cal = min(cfg.calibration_samples, len(data.y_train))
     g = torch.Generator().manual_seed(cfg.seed + 7)
     idx = torch.randperm(len(data.y_train), generator=g)[:n_cal]

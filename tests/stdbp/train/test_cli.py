@@ -176,3 +176,22 @@ def test_plot_bad_run_dir(tmp_path):
 
     res = runner.invoke(plot_app, [str(tmp_path)])
     assert res.exit_code == 2 and "not a stdbp-train run folder" in res.output
+
+
+def test_ann_from_and_model_card(two_epochs, tmp_path):
+    from stdbp.train.card import load_shipped, make_card
+
+    full, _ = two_epochs
+    out = tmp_path / "reuse"
+    res = _run(["--out", str(out), "--epochs", "1", *SMALL, "--ann-from", str(full / "ann.pt"),
+                "--silent-target-push", "1.0"])
+    assert res.exit_code == 0, res.output
+    recs = _metrics(out)
+    assert recs[0]["phase"] == "ann" and recs[0]["from"].endswith("ann.pt")
+    assert [r["phase"] for r in recs].count("ann") == 1
+    card = make_card(out, tmp_path / "models" / "tiny", command="stdbp-train ...")
+    assert card["dataset"] == "mnist" and card["arch"] == "784-64-10" and 0.3 < card["test_accuracy"] <= 1
+    model, cfg = load_shipped(tmp_path / "models" / "tiny")
+    assert cfg["silent_target_push"] == 1.0 and json.loads((tmp_path / "models" / "tiny" / "card.json").read_text())
+    bad = _run(["--out", str(tmp_path / "bad"), "--epochs", "1", *SMALL, "--ann-from", str(tmp_path / "nope.pt")])
+    assert bad.exit_code == 2 and "ANN checkpoint not found" in bad.output

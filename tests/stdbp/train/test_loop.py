@@ -92,3 +92,20 @@ def test_tiny_conv_net_trains():
                            shuffle_gen=torch.Generator().manual_seed(ep))
     assert last.loss < first.loss
     assert evaluate(model, x, y)["accuracy"] > 0.8
+
+
+def test_silent_target_push_raises_target_potential():
+    from stdbp.train.loop import silent_target_push
+
+    t_hidden = torch.tensor([[0.5, 1.0, INF], [0.2, 0.3, 0.4]])
+    w = torch.tensor([[0.1, 0.1, 0.1], [0.2, -0.1, 0.3]], requires_grad=True)
+    t_out = torch.tensor([[INF, 1.0], [0.9, INF]])
+    target = torch.tensor([0, 0])  # row 0: silent target, row 1: target fired
+    loss = silent_target_push(t_hidden, w, t_out, target, threshold=1.0, t_horizon=4.0)
+    # only row 0 counts: V = 0.1 * 3.5 + 0.1 * 3.0 (the +inf input never arrives)
+    assert torch.isclose(loss, torch.tensor((1.0 - 0.65) / 2))
+    loss.backward()
+    assert torch.allclose(w.grad[0], torch.tensor([-3.5 / 2, -3.0 / 2, 0.0]))
+    assert (w.grad[1] == 0).all()
+    none = silent_target_push(t_hidden, w, torch.zeros(2, 2), target, 1.0, 4.0)
+    assert float(none.detach()) == 0.0
