@@ -45,6 +45,7 @@ def train_ann(ann: nn.Sequential, x: torch.Tensor, y: torch.Tensor, x_test: torc
     from stdbp.train.loop import lr_at
 
     gen = torch.Generator().manual_seed(seed)
+    dev = next(ann.parameters()).device
     opt = torch.optim.Adam(ann.parameters(), lr=lr)
     res = AnnResult(epochs)
     t0 = time.perf_counter()
@@ -56,7 +57,7 @@ def train_ann(ann: nn.Sequential, x: torch.Tensor, y: torch.Tensor, x_test: torc
         tot = 0.0
         for s in range(0, len(y), batch_size):
             idx = perm[s:s + batch_size]
-            loss = F.cross_entropy(ann(pixels_to_ann_input(x[idx])), y[idx])
+            loss = F.cross_entropy(ann(pixels_to_ann_input(x[idx].to(dev))), y[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -75,9 +76,11 @@ def train_ann(ann: nn.Sequential, x: torch.Tensor, y: torch.Tensor, x_test: torc
 @torch.no_grad()
 def ann_accuracy(ann: nn.Sequential, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
     ann.eval()
+    dev = next(ann.parameters()).device
     correct = 0
     for s in range(0, len(y), batch_size):
-        correct += int((ann(pixels_to_ann_input(x[s:s + batch_size])).argmax(1) == y[s:s + batch_size]).sum())
+        out = ann(pixels_to_ann_input(x[s:s + batch_size].to(dev)))
+        correct += int((out.argmax(1) == y[s:s + batch_size].to(dev)).sum())
     return correct / max(1, len(y))
 
 
@@ -95,9 +98,10 @@ def _ann_preactivations(ann: nn.Sequential, pixels: torch.Tensor) -> list[torch.
 @torch.no_grad()
 def snn_accuracy(snn: nn.Sequential, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     snn.eval()
+    dev = weight_layers(snn)[0].weight.device
     correct = 0
     for s in range(0, len(y), batch_size):
-        correct += int((predict(snn(x[s:s + batch_size])) == y[s:s + batch_size]).sum())
+        correct += int((predict(snn(x[s:s + batch_size].to(dev))) == y[s:s + batch_size].to(dev)).sum())
     return correct / max(1, len(y))
 
 
@@ -114,6 +118,9 @@ def convert(ann: nn.Sequential, snn: nn.Sequential, x_cal: torch.Tensor, y_cal: 
             raise ValueError(f"weight shapes differ: {tuple(a.weight.shape)} vs {tuple(s.weight.shape)}")
         s.weight.copy_(a.weight.to(s.weight.dtype))
     snn.eval()
+    dev = s_layers[0].weight.device
+    ann = ann.to(dev)
+    x_cal, y_cal = x_cal.to(dev), y_cal.to(dev)
     pre = _ann_preactivations(ann, x_cal)
     # walk the SNN layer by layer, keeping the spike times feeding the current weight layer
     t = snn[0](x_cal)

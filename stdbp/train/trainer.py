@@ -236,7 +236,7 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
     """ANN pre-training + conversion, or the SNN layers' own from-scratch initialisation."""
     if cfg.init == "scratch" or cfg.ann_epochs == 0:
         return
-    ann = build_ann(arch)
+    ann = build_ann(arch).to(next(model.parameters()).device)
     if cfg.ann_from:
         try:
             ann.load_state_dict(torch.load(cfg.ann_from, map_location="cpu", weights_only=True))
