@@ -1,6 +1,7 @@
 """Speed and memory of the ReL-PSP kernels at batch 128 -> JSON + a rich table.
 
     python bench/kernels.py [--out bench/results/kernels.json] [--repeat 5] [--batch 128]
+                            [--threads 1]
 
 Layers: 784->800 (MNIST pixels, all firing: black spikes at alpha), 784->800 (silent_zero:
 about 80 % of the inputs never spike), and every layer of the paper's CNN
@@ -12,7 +13,9 @@ Implementations, each measured in its own subprocess (so peak RSS belongs to it 
            plus a weight-only line for the input layer as training uses it)
   torch  - `stdbp.kernels.torch_path` on CPU (the vectorised GPU form, chunked)
   ann    - the equal-shape ANN layer: nn.Linear / nn.Conv2d (+ReLU) or MaxPool2d, fwd + bwd
-Times are wall-clock milliseconds (min and median over --repeat runs) and CPU milliseconds
+Every implementation runs with the same number of threads (--threads, default 1: on a shared
+machine torch's OpenMP threads slow down more than tenfold under contention, which would make
+the ANN column meaningless). Times are wall-clock milliseconds (min and median over --repeat runs) and CPU milliseconds
 (process time, all threads; less sensitive to other processes on a shared machine).
 Memory: peak RSS of the subprocess (ru_maxrss) and, for numba, the tracemalloc peak of the
 numpy arrays allocated by one forward+backward of the largest layer.
@@ -42,7 +45,7 @@ def _images(batch: int):
         from stdbp.data import load_dataset
 
         images, _ = load_dataset("mnist", "test")
-        return np.asarray(images[:batch]), "mnist-test"
+        return np.array(images[:batch]), "mnist-test"
     except Exception:  # noqa: BLE001 - no data here: synthetic digits-like pixels
         rng = np.random.default_rng(0)
         img = rng.integers(0, 256, (batch, 28, 28)).astype(np.uint8)
@@ -203,7 +206,8 @@ def _table(results: dict, summary: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="ReL-PSP kernels, batch %d (ms, wall min / CPU min)" % results["batch"])
+    table = Table(title="ReL-PSP kernels, batch %d, %d thread(s) (ms, wall min / CPU min)"
+                  % (results["batch"], results["threads"]))
     for col in ("layer", "numba fwd", "numba bwd", "torch fwd", "torch bwd", "ANN fwd+bwd",
                 "numba/ANN", "torch/numba", "fired"):
         table.add_column(col, justify="right" if col != "layer" else "left")
@@ -230,19 +234,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for every implementation (numba pool and torch)")
     ap.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)  # subprocess mode
     args = ap.parse_args(argv)
     if args.impl:
         print(json.dumps(_run_impl(args.impl, args.batch, args.repeat)))
         return 0
-    results = {"batch": args.batch, "repeat": args.repeat, "machine": platform.processor()
+    results = {"batch": args.batch, "repeat": args.repeat, "threads": args.threads, "machine": platform.processor()
                or platform.machine(), "cpus": os.cpu_count(),
                "load_average_before": os.getloadavg()}
     for impl in IMPLS:
         print(f"running {impl} ...", file=sys.stderr)
+        env = dict(os.environ, STDBP_NUM_THREADS=str(args.threads),
+                   OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         proc = subprocess.run([sys.executable, __file__, "--impl", impl, "--batch",
                                str(args.batch), "--repeat", str(args.repeat)],
-                              capture_output=True, text=True, check=False)
+                              capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             return 1
