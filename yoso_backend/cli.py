@@ -105,7 +105,10 @@ def _calibrate(model, data, split, limit, out, t_target, e_target, force):
             correct += int((res.predictions == labels[s:s + 1024]).sum())
             bar.advance(task, len(res.cycles))
     n = len(images)
-    cal = C.fit(cycles / n, dyn / n, t_target, e_target, frames=n, model=f"{model} on {desc}", date=C.today())
+    src = prog.meta.get("source") if isinstance(prog.meta, dict) else None
+    src = src if isinstance(src, dict) else {}
+    ident = f"{src.get('path', model)} (sha256 {str(src.get('sha256', ''))[:12]})" if src.get("sha256") else str(model)
+    cal = C.fit(cycles / n, dyn / n, t_target, e_target, frames=n, model=f"{ident} on {desc}", date=C.today())
     raw = C.calibrated_description(hw, cal)
     text = C.to_toml(raw)
     new_hw = from_dict(tomllib.loads(text), where=str(out))  # what we write must load back
