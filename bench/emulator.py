@@ -37,8 +37,9 @@ def load_program(model: str | None, early_stop: bool):
     opts = CompileOptions(early_stop=early_stop)
     default = REPO / "models" / "mnist-fc800" / "model.onnx"
     if model or default.is_file():
-        path = model or str(default)
-        return compile_model(path, opts).program, path
+        path = Path(model or default).resolve()
+        shown = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+        return compile_model(str(path), opts).program, shown
     from compiler.testmodels import dense_model
 
     return compile_model(dense_model([784, 800, 10], seed=0), opts).program, "random 784-800-10 (compiler.testmodels seed 0)"
