@@ -191,41 +191,48 @@ class Emulator:
         (``spike_addr[N + d] | spike_addr[j] | step``); the host's input flits carry the pixel index."""
         prog, hw = self.program, self.hw
         flit = hw.flit
-        rows = []
-        end = (int(res.steps[frame]) - 1)  # last step run
+        N = hw.neurons_per_pe
+        end = int(res.steps[frame]) - 1  # last step run
+        parts = []
+
+        def block(step, layer, src, index, src_word, dests, dest_words):
+            # every selected spike x every destination, destinations in sending order
+            nd = len(dests)
+            parts.append((np.repeat(step, nd), np.full(len(step) * nd, layer), np.full(len(step) * nd, src),
+                          np.tile(np.asarray(dests, np.int64), len(step)), np.repeat(index, nd),
+                          np.repeat(src_word | step.astype(np.uint64), nd) | np.tile(dest_words, len(step))))
+
         for lay in prog.layers:
             c = lay.index + 1
             steps = res.fire[c - 1][frame]
+            last = min(lay.window_steps, end)
             if c == 1:
-                idx = np.nonzero((steps >= 0) & (steps <= min(lay.window_steps, end)))[0]
-                for d in prog.input_dests:
-                    x, y = hw.pe_xy(d)
-                    base = flit.pack(x, y, KIND_SPIKE, 0, 0)
-                    for i in idx:
-                        rows.append((int(steps[i]), 0, -1, d, int(i), base | (int(i) << flit.index_shift) | int(steps[i])))
+                idx = np.nonzero((steps >= 0) & (steps <= last))[0]
+                words = np.array([flit.pack(*hw.pe_xy(d), KIND_SPIKE, 0, 0) for d in prog.input_dests], np.uint64)
+                block(steps[idx], 0, -1, idx, idx.astype(np.uint64) << np.uint64(flit.index_shift),
+                      prog.input_dests, words)
                 continue
             for p in prog.layers[c - 2].pes:
                 pm = prog.pe_map(p)
-                img = prog.sram[p]["spike_addr"]
+                img = prog.sram[p]["spike_addr"].astype(np.uint64)
                 loc = steps[pm.neuron_start: pm.neuron_start + pm.neuron_count]
-                for j in np.nonzero((loc >= 0) & (loc <= min(lay.window_steps, end)))[0]:
-                    for d_i, d in enumerate(pm.dests):
-                        word = int(img[hw.neurons_per_pe + d_i]) | int(img[j]) | int(loc[j])
-                        rows.append((int(loc[j]), c - 1, p, d, pm.neuron_start + int(j), word))
-        last = prog.layers[-1]
+                j = np.nonzero((loc >= 0) & (loc <= last))[0]
+                block(loc[j], c - 1, p, pm.neuron_start + j, img[j], pm.dests, img[N: N + len(pm.dests)])
         if res.mode == "ttfs":  # output spikes to the host
             out = res.fire[-1][frame]
-            for p in last.pes:
+            for p in prog.layers[-1].pes:
                 pm = prog.pe_map(p)
-                img = prog.sram[p]["spike_addr"]
-                for j in np.nonzero(out[pm.neuron_start: pm.neuron_start + pm.neuron_count] >= 0)[0]:
-                    k = int(out[pm.neuron_start + j])
-                    rows.append((k, len(prog.layers), p, -1, pm.neuron_start + int(j),
-                                 int(img[hw.neurons_per_pe]) | int(img[j]) | k))
+                img = prog.sram[p]["spike_addr"].astype(np.uint64)
+                loc = out[pm.neuron_start: pm.neuron_start + pm.neuron_count]
+                j = np.nonzero(loc >= 0)[0]
+                block(loc[j], len(prog.layers), p, pm.neuron_start + j, img[j], pm.dests, img[N: N + len(pm.dests)])
         dt = np.dtype([("step", "i8"), ("layer", "i8"), ("src_pe", "i8"), ("dst_pe", "i8"), ("index", "i8"),
                        ("flit", "u4")])
-        arr = np.array(rows, dtype=dt)
-        return arr[np.lexsort((arr["index"], arr["layer"], arr["step"]))] if len(arr) else arr
+        arr = np.zeros(sum(len(x[0]) for x in parts), dt)
+        for name, col in zip(dt.names, zip(*parts) if parts else [[]] * 6):
+            if len(col):
+                arr[name] = np.concatenate(col)
+        return arr[np.lexsort((arr["index"], arr["layer"], arr["step"]))]  # stable: destination order kept
 
     # ---- initialisation phase: the model download over the NoC ------------------------------------
     @property
