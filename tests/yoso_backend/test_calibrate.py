@@ -95,3 +95,24 @@ def test_cli_writes_a_calibrated_description(model_dir, tmp_path):
     assert r.exit_code == 2 and "already exists" in r.output
     r = runner.invoke(calibrate_app, [str(tmp_path / "nope"), "--out", str(tmp_path / "x.toml")])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_energy_description_must_match_the_program(model_dir, tmp_path, monkeypatch):
+    import yoso_backend.hardware as H
+    from yoso_backend.runtime_backend import energy_description
+
+    prog_hw = Emulator.load(model_dir).hw
+    other = prog_hw.to_dict()
+    other["pe"]["weights"]["value"] = 8192  # a structural change: not just clock and static power
+    bad = tmp_path / "other.toml"
+    bad.write_text(C.to_toml(other))
+    with pytest.raises(UserError, match="more than the clock"):
+        energy_description(prog_hw, str(bad))
+    # a stale built-in calibration is passed over, with a note
+    monkeypatch.setattr(H, "HW_DIR", tmp_path)
+    (tmp_path / f"{prog_hw.name}-calibrated.toml").write_text(C.to_toml(other))
+    notes = []
+    assert energy_description(prog_hw, None, notes) is prog_hw and "ignored" in notes[0]
+    good = C.calibrated_description(prog_hw, C.fit(1000.0, 1e-6))
+    (tmp_path / f"{prog_hw.name}-calibrated.toml").write_text(C.to_toml(good))
+    assert energy_description(prog_hw, None, []).source("clock", "frequency_hz") == "calibrated"
