@@ -119,7 +119,7 @@ def convert(ann: nn.Sequential, snn: nn.Sequential, x_cal: torch.Tensor, y_cal: 
         s.weight.copy_(a.weight.to(s.weight.dtype))
     snn.eval()
     dev = s_layers[0].weight.device
-    ann = ann.to(dev)
+    ann = ann.to(dev).eval()
     x_cal, y_cal = x_cal.to(dev), y_cal.to(dev)
     pre = _ann_preactivations(ann, x_cal)
     # walk the SNN layer by layer, keeping the spike times feeding the current weight layer

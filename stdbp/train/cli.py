@@ -26,8 +26,15 @@ class RichReporter:
         self.console = console
         self.progress = None
         self.task = None
+        self._plain = None  # not a terminal (nohup, CI): a plain line every 10 % instead of a bar
 
     def start(self, phase, total, epoch, epochs):
+        if not self.console.is_terminal:
+            import time
+
+            self._plain = {"name": f"{phase} {epoch}/{epochs}", "total": total, "done": 0, "next": 0.1,
+                           "t0": time.perf_counter()}
+            return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
@@ -41,6 +48,18 @@ class RichReporter:
         self.task = self.progress.add_task(f"{phase} {epoch}/{epochs}", total=total, loss="-", acc="-", speed="-")
 
     def advance(self, n, loss=None, acc=None):
+        if self._plain is not None:
+            import time
+
+            p = self._plain
+            p["done"] += n
+            frac = p["done"] / max(1, p["total"])
+            if frac >= p["next"]:
+                p["next"] = min(1.0, round(frac, 1) + 0.1)
+                rate = p["done"] / max(1e-9, time.perf_counter() - p["t0"])
+                extra = f"  loss {loss:.4f}  acc {acc * 100:.2f} %" if loss is not None else ""
+                self.console.print(f"  {p['name']}: {frac * 100:3.0f} %{extra}  {rate:.0f} img/s", highlight=False)
+            return
         if self.progress is None:
             return
         fields = {}
@@ -54,6 +73,7 @@ class RichReporter:
         self.progress.update(self.task, advance=n, **fields)
 
     def stop(self):
+        self._plain = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
@@ -103,6 +123,7 @@ def train(
     ann_lr: float = typer.Option(1e-3),
     ann_lr_final: float = typer.Option(1e-4),
     coverage: float = typer.Option(0.9, help="ANN-active hidden neurons that must fire after conversion"),
+    ann_dropout: float = typer.Option(0.0, help="dropout after the ANN's hidden dense layers (ANN training only)"),
     ann_from: Optional[str] = typer.Option(None, help="reuse a trained ANN (a run's ann.pt) instead of training one"),
     silent_target_push: float = typer.Option(0.0, help="opt-in hinge on silent targets' potential at t_max (0 = paper)"),
     seed: int = typer.Option(0),
@@ -131,7 +152,7 @@ def train(
         cfg = TrainConfig(data=data, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
                           beta1=beta1, beta2=beta2, jitter_variance=jitter_variance, threshold=threshold,
                           t_max=t_max, alpha=alpha, silent_zero=silent_zero, delta_clip=delta_clip, init=init,
-                          ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, ann_from=ann_from,
+                          ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, ann_from=ann_from, ann_dropout=ann_dropout,
                           silent_target_push=silent_target_push,
                           seed=seed, train_subset=train_subset, test_subset=test_subset, data_dir=data_dir,
                           device=device)

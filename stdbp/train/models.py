@@ -49,7 +49,9 @@ def build_snn(arch: Arch, *, threshold: float = 1.0, t_max: float = math.inf, al
     return nn.Sequential(*mods)
 
 
-def build_ann(arch: Arch) -> nn.Sequential:
+def build_ann(arch: Arch, dropout: float = 0.0) -> nn.Sequential:
+    """`dropout` > 0 adds nn.Dropout after hidden dense activations (ANN training only; the
+    conversion copies Linear/Conv2d weights and ignores it)."""
     mods: list[nn.Module] = []
     flattened = not arch.is_conv
     last = len(arch.layers) - 1
@@ -65,6 +67,8 @@ def build_ann(arch: Arch) -> nn.Sequential:
             mods.append(nn.Linear(layer.in_shape[0], layer.size, bias=False))
             if i != last:
                 mods.append(ClipReLU())
+                if dropout > 0:
+                    mods.append(nn.Dropout(dropout))
     return nn.Sequential(*mods)
 
 

@@ -44,6 +44,7 @@ class TrainConfig:
     ann_lr: float = 1e-3
     ann_lr_final: float = 1e-4
     coverage: float = 0.9
+    ann_dropout: float = 0.0           # dropout after hidden dense layers of the ANN (regularisation)
     ann_from: str | None = None         # reuse a trained ANN (ann.pt of another run) instead of training one
     silent_target_push: float = 0.0     # opt-in hinge for silent target outputs (loop.silent_target_push)
     calibration_samples: int = 1000
@@ -82,6 +83,8 @@ class TrainConfig:
             bad(f"--threshold {self.threshold}", "use a positive threshold")
         if not self.t_max > 0:
             bad(f"--t-max {self.t_max}", "use a positive window (inf allowed)")
+        if not 0 <= self.ann_dropout < 1:
+            bad(f"--ann-dropout {self.ann_dropout}", "use a probability in [0, 1)")
         if self.init not in ("ann", "scratch"):
             bad(f"--init {self.init}", "use ann or scratch")
         if self.delta_clip is not None and not self.delta_clip > 0:

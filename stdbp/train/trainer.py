@@ -191,6 +191,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
                 "mean_decision_time": ev["mean_decision_time"],
                 "epoch_seconds": train_s, "eval_seconds": eval_s,
             }
+            record["wall_clock"] = time.time()
             run.log(record)
             if rank == 0:
                 save_checkpoint(ckpt_path, model=model, optimizer=opt, epoch=epoch,
@@ -236,7 +237,7 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
     """ANN pre-training + conversion, or the SNN layers' own from-scratch initialisation."""
     if cfg.init == "scratch" or cfg.ann_epochs == 0:
         return
-    ann = build_ann(arch).to(next(model.parameters()).device)
+    ann = build_ann(arch, cfg.ann_dropout).to(next(model.parameters()).device)
     if cfg.ann_from:
         try:
             ann.load_state_dict(torch.load(cfg.ann_from, map_location="cpu", weights_only=True))
@@ -253,9 +254,14 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
 
 
 def _train_ann(cfg, ann, data, run: Run, rep: Reporter, ann_init) -> None:
+    clock = [time.perf_counter()]
+
     def on_epoch(ep, loss, acc):
         rep.stop()
-        run.log({"phase": "ann", "epoch": ep + 1, "loss": loss, "test_accuracy": acc})
+        now = time.perf_counter()
+        run.log({"phase": "ann", "epoch": ep + 1, "loss": loss, "test_accuracy": acc,
+                 "epoch_seconds": now - clock[0]})
+        clock[0] = now
         rep.line(f"ANN epoch {ep + 1}/{cfg.ann_epochs}  loss {loss:.4f}  test {acc * 100:.2f} %")
         if ep + 1 < cfg.ann_epochs:
             rep.start("ANN", len(data.y_train), ep + 2, cfg.ann_epochs)

@@ -109,3 +109,13 @@ def test_silent_target_push_raises_target_potential():
     assert (w.grad[1] == 0).all()
     none = silent_target_push(t_hidden, w, torch.zeros(2, 2), target, 1.0, 4.0)
     assert float(none.detach()) == 0.0
+
+
+def test_ann_dropout_only_in_training():
+    arch = parse_arch("784-32-10")
+    ann = build_ann(arch, dropout=0.5)
+    assert any(isinstance(m, torch.nn.Dropout) for m in ann)
+    x = torch.rand(4, 784)
+    ann.eval()
+    assert torch.equal(ann(x), ann(x))
+    assert len([m for m in ann if isinstance(m, torch.nn.Linear)]) == 2
