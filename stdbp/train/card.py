@@ -38,6 +38,20 @@ def load_shipped(model_dir: str | Path):
     return model, cfg
 
 
+def _ann_info(ann: list[dict]) -> dict | None:
+    """ANN epochs and accuracy; with --ann-from, those of the run the ANN came from."""
+    if not ann:
+        return None
+    if "from" in ann[0]:
+        src = Path(ann[0]["from"]).parent / "metrics.jsonl"
+        src_ann = []
+        if src.is_file():
+            src_ann = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+            src_ann = [r for r in src_ann if r.get("phase") == "ann"]
+        return {"from": ann[0]["from"], "epochs": len(src_ann) or None, "test_accuracy": ann[0]["test_accuracy"]}
+    return {"epochs": len(ann), "test_accuracy": ann[-1]["test_accuracy"]}
+
+
 def make_card(run_dir: str | Path, dest: str | Path, command: str, checkpoint: str = "best.pt") -> dict:
     from stdbp.fileio import atomic_write_bytes, atomic_write_json
     from stdbp.train.ann_init import snn_accuracy
@@ -74,7 +88,7 @@ def make_card(run_dir: str | Path, dest: str | Path, command: str, checkpoint: s
         "paper_accuracy_percent": PAPER_ACCURACY.get((cfg.data, cfg.arch)),
         "epoch_of_checkpoint": state["epoch"],
         "snn_epochs_run": len(snn),
-        "ann_pretraining": {"epochs": len(ann), "test_accuracy": ann[-1]["test_accuracy"] if ann else None},
+        "ann_pretraining": _ann_info(ann),
         "accuracy_after_conversion": init[0]["test_accuracy"] if init else None,
         "training_seconds": sum(r.get("epoch_seconds", 0) for r in snn),
         "recipe": asdict(cfg),

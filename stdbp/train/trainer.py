@@ -240,7 +240,7 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
     ann = build_ann(arch, cfg.ann_dropout).to(next(model.parameters()).device)
     if cfg.ann_from:
         try:
-            ann.load_state_dict(torch.load(cfg.ann_from, map_location="cpu", weights_only=True))
+            _load_ann_weights(ann, torch.load(cfg.ann_from, map_location="cpu", weights_only=True))
         except FileNotFoundError:
             raise UserError(cfg.ann_from, "ANN checkpoint not found", "point --ann-from at a run's ann.pt") from None
         except Exception as exc:
@@ -251,6 +251,22 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
     else:
         _train_ann(cfg, ann, data, run, rep, ann_init)
     _convert(cfg, ann, model, data, run, rep, ann_init)
+
+
+def _load_ann_weights(ann, state: dict) -> None:
+    """Copy the weight tensors of an ann.pt into `ann` in layer order (the module indices differ
+    when one ANN was built with dropout and the other without)."""
+    from torch import nn
+
+    keys = sorted((k for k in state if k.endswith("weight")), key=lambda k: int(k.split(".")[0]))
+    layers = [m for m in ann if isinstance(m, (nn.Linear, nn.Conv2d))]
+    if len(keys) != len(layers):
+        raise ValueError(f"{len(keys)} weight tensors for {len(layers)} layers")
+    with torch.no_grad():
+        for k, m in zip(keys, layers):
+            if state[k].shape != m.weight.shape:
+                raise ValueError(f"{k}: shape {tuple(state[k].shape)} != {tuple(m.weight.shape)}")
+            m.weight.copy_(state[k])
 
 
 def _train_ann(cfg, ann, data, run: Run, rep: Reporter, ann_init) -> None:

@@ -190,8 +190,9 @@ def test_ann_from_and_model_card(two_epochs, tmp_path):
 
     full, _ = two_epochs
     out = tmp_path / "reuse"
+    # the saved ANN had no dropout; loading goes by layer order, so a dropout ANN takes it too
     res = _run(["--out", str(out), "--epochs", "1", *SMALL, "--ann-from", str(full / "ann.pt"),
-                "--silent-target-push", "1.0"])
+                "--silent-target-push", "1.0", "--ann-dropout", "0.3"])
     assert res.exit_code == 0, res.output
     recs = _metrics(out)
     assert recs[0]["phase"] == "ann" and recs[0]["from"].endswith("ann.pt")
@@ -202,3 +203,6 @@ def test_ann_from_and_model_card(two_epochs, tmp_path):
     assert cfg["silent_target_push"] == 1.0 and json.loads((tmp_path / "models" / "tiny" / "card.json").read_text())
     bad = _run(["--out", str(tmp_path / "bad"), "--epochs", "1", *SMALL, "--ann-from", str(tmp_path / "nope.pt")])
     assert bad.exit_code == 2 and "ANN checkpoint not found" in bad.output
+    other = ["--arch" if a == "--arch" else ("784-32-10" if a == "784-64-10" else a) for a in SMALL]
+    bad = _run(["--out", str(tmp_path / "bad2"), "--epochs", "1", *other, "--ann-from", str(full / "ann.pt")])
+    assert bad.exit_code == 2 and "not an ANN of 784-32-10" in bad.output
