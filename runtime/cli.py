@@ -27,7 +27,7 @@ SAMPLES = {"sample": "mnist-test-sample.npz", "sample-fashion-mnist": "fashion-m
 
 
 def parse_extra(args: list[str]) -> dict:
-    """['--mode', 'cycle', '--fast', '--hw=x'] -> {'mode': 'cycle', 'fast': True, 'hw': 'x'}."""
+    """['--mode', 'cycle', '--fast', '--no-slow', '--hw=x'] -> {'mode': 'cycle', 'fast': True, 'slow': False, 'hw': 'x'}."""
     from stdbp.errors import UserError
 
     out, i = {}, 0
@@ -40,6 +40,8 @@ def parse_extra(args: list[str]) -> dict:
             key, value = key.split("=", 1)
         elif i + 1 < len(args) and not args[i + 1].startswith("--"):
             value, i = args[i + 1], i + 1
+        elif key.startswith("no-"):  # --no-early-stop, as stdbp-compile spells it
+            key, value = key[3:], False
         else:
             value = True
         out[key.replace("-", "_")] = value
@@ -90,18 +92,25 @@ def confusion(labels, predictions, n_classes: int):
     return cm
 
 
-def _default_data(model: Path) -> str:
-    """The bundled sample of the data set named in the model's metadata (MNIST if none)."""
-    if model.is_file():
-        try:
+def model_dataset(model: Path) -> str | None:
+    """The data set named in a model's metadata: ONNX `stdbp.dataset`, or the manifest of a model.yoso/."""
+    import json
+
+    try:
+        if model.is_dir():
+            meta = json.loads((model / "manifest.json").read_text())["meta"]["source"]["metadata"]
+        else:
             import onnx
 
             meta = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
-            if meta.get("stdbp.dataset") == "fashion-mnist":
-                return "sample-fashion-mnist"
-        except Exception:  # unreadable: the backend's validation reports it properly
-            pass
-    return "sample"
+        return meta.get("stdbp.dataset")
+    except Exception:  # unreadable: the backend's validation reports it properly
+        return None
+
+
+def _default_data(model: Path) -> str:
+    """The bundled sample of the data set named in the model's metadata (MNIST if none)."""
+    return "sample-fashion-mnist" if model_dataset(model) == "fashion-mnist" else "sample"
 
 
 def _sum_counters(items: list[dict]) -> dict:
@@ -115,7 +124,14 @@ def _sum_counters(items: list[dict]) -> dict:
     return out
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+YOSO_EPILOG = ("YOSO backend options (after the others): --mode ttfs|softmax, --early-stop / --no-early-stop, "
+               "--hw NAME|PATH (clock and energy description; default: the calibrated copy of the model's), "
+               "--record (keep per-frame traces), --chunk N (frames per emulator call, default 256), "
+               "--report-dir DIR / --plots-dir DIR (report.json, mesh.png, raster.png). "
+               "An ONNX model with --backend yoso is compiled first.")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, epilog=YOSO_EPILOG)
 def run(
     ctx: typer.Context,
     model: Path = typer.Argument(..., help="model.onnx (onnxruntime) or model.yoso/ (yoso)"),
@@ -129,7 +145,7 @@ def run(
     threads: int = typer.Option(None, help="onnxruntime intra-op threads (default: all cores)"),
     memory_mb: int = typer.Option(1024, help="--portable: memory budget per call; batches are split to fit"),
     data_dir: Path = typer.Option(None, help="folder with the IDX files (default: see stdbp.data)"),
-    report: Path = typer.Option(None, help="JSON report path (default: runs/run-<model>-<backend>-<data>-<time>.json)"),
+    report: Path = typer.Option(None, "--report", "-o", help="JSON report path (default: runs/run-<model>-<backend>-<data>-<time>.json)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing report"),
 ) -> None:
     """Run MODEL on a data set; print accuracy, frames per second and the confusion matrix."""
@@ -162,11 +178,11 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
         raise UserError("--batch-size", f"must be >= 1, got {batch_size}", "pass a positive batch size")
     if split not in ("train", "test"):
         raise UserError("--split", f"unknown split {split!r}", "train or test")
+    data = data or _default_data(model)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = report or Path("runs") / f"run-{model.stem}-{backend}-{Path(data).stem}-{stamp}.json"
     refuse_overwrite(report, force)
     extra_dir = report.with_suffix("")
-    data = data or _default_data(model)
     options = dict(extra)
     if backend == "onnxruntime":
         if extra:

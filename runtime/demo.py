@@ -28,7 +28,7 @@ def demo(
     limit: int = typer.Option(None, help="use only the first N images"),
     hw: str = typer.Option("yoso-6x7", help="hardware description to compile for"),
     out: Path = typer.Option(None, "--out", "-o", help="output folder (default: runs/demo-<time>)"),
-    force: bool = typer.Option(False, "--force", help="reuse an existing output folder"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing output folder"),
 ) -> None:
     """Compile MODEL for YOSO, run it on both backends, print the comparison."""
     from stdbp.errors import cli_errors
@@ -62,13 +62,14 @@ def _run_backend(name: str, model: Path, images, labels, console, **options):
 
 
 def _demo(model: Path, data: str | None, limit: int | None, hw: str, out: Path | None, force: bool) -> None:
+    import shutil
     import time
 
     import numpy as np
     from rich.console import Console
     from rich.table import Table
 
-    from runtime.cli import _default_data, load_data
+    from runtime.cli import _default_data, load_data, model_dataset
     from runtime.compile_glue import compile_for_yoso
     from stdbp.errors import UserError
     from stdbp.fileio import atomic_write_json, refuse_overwrite
@@ -77,12 +78,17 @@ def _demo(model: Path, data: str | None, limit: int | None, hw: str, out: Path |
         raise UserError(model, "model not found", "pass an ai.stdbp ONNX model (the shipped one is models/mnist-fc800/model.onnx)")
     out = out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     refuse_overwrite(out, force)
-    out.mkdir(parents=True, exist_ok=True)
     console = Console()
     images, labels, desc = load_data(data or _default_data(model), "test", limit, None)
 
     console.print(f"[bold]1/3[/] compiling {model.name} for {hw}")
-    yoso_dir, mapping = compile_for_yoso(model, out / "model.yoso", hw=hw, force=True)
+    created = not out.exists()
+    try:  # a model the compiler refuses leaves no empty output folder behind
+        yoso_dir, mapping = compile_for_yoso(model, out / "model.yoso", hw=hw, force=True)
+    except BaseException:
+        if created and out.exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     console.print(f"    {mapping.get('pes_used', '?')} PEs used; program in {yoso_dir}")
     for w in mapping.get("warnings", []):
         console.print(f"    [yellow]warning:[/] {w}")
@@ -103,20 +109,26 @@ def _demo(model: Path, data: str | None, limit: int | None, hw: str, out: Path |
                  "chip_fps": rep["fps"], "power_mw": rep["power_mw"], "energy_uj_per_frame": rep["energy_uj_per_frame"],
                  "calibrated": rep["calibrated"], "report": str(out / "yoso-report" / "report.json")},
         "prediction_agreement": agree,
-        "paper": PAPER,
     }
-    atomic_write_json(out / "demo.json", result)
+
+    # the paper's YOSO figures are for MNIST 784-800-10; for any other model the column stays empty
+    paper = PAPER if model_dataset(model) in ("mnist", None) else dict.fromkeys(PAPER)
+    result["paper"] = paper
+
+    def p(key: str, fmt: str) -> str:
+        return "-" if paper[key] is None else format(paper[key], fmt)
 
     cal = "" if rep["calibrated"] else " (uncalibrated)"
+    atomic_write_json(out / "demo.json", result)
     table = Table(title=f"{model.name} on {desc} ({n} images)")
     for col in ("", "onnxruntime", "YOSO emulator", "paper"):
         table.add_column(col, justify="right")
-    table.add_row("accuracy %", f"{100 * ort_acc:.2f}", f"{100 * yoso_acc:.2f}", f"{PAPER['accuracy_pct']:.2f}")
+    table.add_row("accuracy %", f"{100 * ort_acc:.2f}", f"{100 * yoso_acc:.2f}", p("accuracy_pct", ".2f"))
     table.add_row("host frames/s", f"{n / ort_s:.0f}", f"{n / yoso_s:.0f}", "-")
-    table.add_row(f"latency ms{cal}", "-", f"{rep['latency_ms']['mean']:.2f}", f"{PAPER['latency_ms']:.2f}")
-    table.add_row(f"chip fps{cal}", "-", f"{rep['fps']:.1f}", f"{PAPER['fps']:.0f}")
-    table.add_row(f"power mW{cal}", "-", f"{rep['power_mw']:.3f}", f"{PAPER['power_mw']:.3f}")
-    table.add_row(f"energy uJ/frame{cal}", "-", f"{rep['energy_uj_per_frame']:.3f}", f"{PAPER['energy_uj']:.3f}")
+    table.add_row(f"latency ms{cal}", "-", f"{rep['latency_ms']['mean']:.2f}", p("latency_ms", ".2f"))
+    table.add_row(f"chip fps{cal}", "-", f"{rep['fps']:.1f}", p("fps", ".0f"))
+    table.add_row(f"power mW{cal}", "-", f"{rep['power_mw']:.3f}", p("power_mw", ".3f"))
+    table.add_row(f"energy uJ/frame{cal}", "-", f"{rep['energy_uj_per_frame']:.3f}", p("energy_uj", ".3f"))
     console.print(table)
     console.print("onnxruntime: float32 model; YOSO: 8-bit integer program on the emulator; host frames/s include"
                   " first-call compilation; chip figures are the emulator's cycle and energy model")

@@ -11,6 +11,17 @@ from typing import Any, Callable
 from stdbp.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: Path, directory: bool = False) -> None:
+    """Give a temp file/dir the mode a plain open()/mkdir() would have had (mkstemp/mkdtemp use 0600/0700)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def refuse_overwrite(path: str | os.PathLike, force: bool) -> None:
     """Raise a UserError if `path` exists and the caller did not ask to overwrite it."""
     if Path(path).exists() and not force:
@@ -25,6 +36,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        public_mode(tmp_path)
         writer(tmp_path)
         os.replace(tmp_path, path)
     finally:

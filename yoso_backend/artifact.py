@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from stdbp.errors import UserError
+from stdbp.fileio import public_mode
 from yoso_backend.hardware import KIND_SPIKE, KIND_TO_HOST, HardwareDescription, from_dict, hardware_hash
 
 FORMAT = "stdbp-yoso-program"
@@ -375,6 +376,7 @@ def save_program(prog: YosoProgram, out_dir: str | os.PathLike, force: bool = Fa
     man = manifest_of(prog, files)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    public_mode(tmp, directory=True)
     try:
         for rel, data in files.items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,12 @@ class YosoBackend:
             raise UserError("--mode", f"unknown mode {self.mode!r}", "ttfs or softmax")
         self.early_stop = _bool("early_stop", options["early_stop"]) if "early_stop" in options else None
         self.record = _bool("record", options.get("record", False))
-        self.chunk = int(options.get("chunk", 256))
+        try:
+            self.chunk = int(options.get("chunk", 256))
+        except (TypeError, ValueError):
+            self.chunk = 0
+        if self.chunk < 1:
+            raise UserError("--chunk", f"{options.get('chunk')!r} is not a positive number of frames", "pass e.g. --chunk 256")
         self.notes: list[str] = []
         self.energy_hw = energy_description(prog.hw, options.get("hw"), self.notes)
         self.energy = EnergyModel.from_hw(self.energy_hw)

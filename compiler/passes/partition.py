@@ -28,10 +28,13 @@ def split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if k < n % parts else 0) for k in range(parts)]
 
 
-def _fit_options(sizes: list[tuple[int, int]], neurons: int, weights: int, n_pe: int) -> str:
+def _fit_options(sizes: list[tuple[int, int]], neurons: int, weights: int, n_pe: int, coord_bits: int = 8) -> str:
     total = sum(layer_pes(m, n, neurons, weights)[0] for m, n in sizes)
     side = math.ceil(math.sqrt(total))
-    opts = [f"a mesh of at least {total} PEs (e.g. {side} x {math.ceil(total / side)})"]
+    mesh = f"a mesh of at least {total} PEs (e.g. {side} x {math.ceil(total / side)}"
+    if math.ceil(total / side) > (1 << coord_bits):  # a flit could not address it
+        mesh += f", with bits.coordinate >= {math.ceil(math.log2(math.ceil(total / side)))} and a wider flit"
+    opts = [mesh + ")"]
     w = weights
     while w < (1 << 26):
         w *= 2
@@ -69,6 +72,6 @@ def partition(state: CompileState) -> None:
         raise UserError(g.source or "model",
                         f"does not fit: needs {total} PEs ({counts}), the {hw.mesh_width} x {hw.mesh_height} mesh "
                         f"of {hw.name} has {hw.n_pe}",
-                        _fit_options(sizes, hw.neurons_per_pe, hw.weights_per_pe, hw.n_pe))
+                        _fit_options(sizes, hw.neurons_per_pe, hw.weights_per_pe, hw.n_pe, hw.coord_bits))
     state.slices = slices
     state.partition_report = {"per_layer": per_layer, "pes_used": total, "pes_available": hw.n_pe}

@@ -76,6 +76,10 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if any(a not in ("--check",) for a in argv):
+        print("usage: python -m stdbp.ops.docs [--check]\n  writes docs/ops.md from the op specs; --check only "
+              "compares (exit 1 when stale)", file=sys.stderr)
+        return 0 if any(a in ("-h", "--help") for a in argv) else 2
     text = render()
     if "--check" in argv:
         current = DOC_PATH.read_text() if DOC_PATH.exists() else ""
