@@ -37,10 +37,17 @@ def load_checkpoint(path: Path):
     except Exception as exc:  # truncated zip, pickle of something else, ...
         raise UserError(path, f"not a readable checkpoint ({type(exc).__name__})",
                         "pass the checkpoint written by stdbp-train") from None
-    if isinstance(ckpt, dict) and ckpt.get("format") == "stdbp-train-checkpoint/1" and "arch" in ckpt.get("config", {}):
+    # a run's checkpoint, or a shipped models/NAME/model.pt (its accuracy is on the card beside it)
+    if (isinstance(ckpt, dict) and ckpt.get("format") in ("stdbp-train-checkpoint/1", "stdbp-model/1")
+            and "arch" in ckpt.get("config", {})):
         config = dict(ckpt["config"])
-        ckpt = {"arch": config["arch"], "model_state": ckpt.get("model"), "config": config,
-                "accuracy": ckpt.get("best_accuracy")}
+        accuracy = ckpt.get("best_accuracy")
+        card = path.parent / "card.json"
+        if accuracy is None and ckpt["format"] == "stdbp-model/1" and card.is_file():
+            import json
+
+            accuracy = json.loads(card.read_text()).get("test_accuracy")
+        ckpt = {"arch": config["arch"], "model_state": ckpt.get("model"), "config": config, "accuracy": accuracy}
         config.setdefault("dataset", config.get("data"))
     if not isinstance(ckpt, dict) or not {"arch", "model_state", "config"} <= set(ckpt):
         raise UserError(path, "checkpoint must be a dict with keys arch, model_state, config",
