@@ -103,7 +103,7 @@ def main() -> None:
         "benchmark": "train_epoch", "batch_size": 128, "batches_per_epoch": per_epoch,
         "extrapolated": not args.full, "silent_zero": args.silent_zero, "jitter_variance": 0.14,
         "t_max": 4.0, "torch_threads": torch.get_num_threads(),
-        "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default"),
+        "kernel_threads": __import__("stdbp.kernels.cpu", fromlist=["num_threads"]).num_threads(),
         "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
         "load_average_at_end": os.getloadavg(), "goal_784_800_10_epoch_s": 60, "results": results,
     }
