@@ -70,7 +70,7 @@ def make_card(run_dir: str | Path, dest: str | Path, command: str, checkpoint: s
     atomic_write_bytes(dest / "model.pt", buf.getvalue())
     model, _ = load_shipped(dest)
     arch = parse_arch(cfg.arch)
-    data = load_train_data(cfg.data, arch.pixel_shape, data_dir=cfg.data_dir, train_subset=1, seed=cfg.seed)
+    data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, train_subset=1, seed=cfg.seed)
     acc = snn_accuracy(model, data.x_test, data.y_test)
     onnx_status = export_onnx(model, cfg, dest / "model.onnx", acc)
     metrics = run.metrics()

@@ -79,12 +79,17 @@ def load_image_folder(folder: str | Path, hw: tuple[int, int], test_fraction: fl
 
 def load_train_data(data: str, pixel_shape: tuple[int, ...], *, data_dir: str | None = None,
                     train_subset: int | None = None, test_subset: int | None = None,
-                    seed: int = 0) -> TrainData:
-    """`data` is `mnist`, `fashion-mnist` or a folder of images per class."""
+                    seed: int = 0, image_shape: tuple[int, ...] | None = None) -> TrainData:
+    """`data` is `mnist`, `fashion-mnist` or a folder of images per class.
+
+    `pixel_shape`: one sample as the model takes it; `image_shape`: the architecture's input
+    ((C, H, W) for an image input, which sets the resize of folder images even when the model
+    takes them flattened, e.g. `160x250-4-2`)."""
     from stdbp.data import DATASETS, load_dataset
 
     n_pixels = int(np.prod(pixel_shape))
-    hw = tuple(pixel_shape[-2:]) if len(pixel_shape) == 3 else None
+    shape = image_shape if image_shape is not None else pixel_shape
+    hw = tuple(shape[-2:]) if len(shape) == 3 else None
     if data in DATASETS:
         xtr, ytr = load_dataset(data, "train", data_dir)
         xte, yte = load_dataset(data, "test", data_dir)

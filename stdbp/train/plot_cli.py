@@ -43,7 +43,7 @@ def plot(
         model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
                           silent_zero=cfg.silent_zero)
         model.load_state_dict(state["model"])
-        data = load_train_data(cfg.data, arch.pixel_shape, data_dir=cfg.data_dir, test_subset=samples,
+        data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, test_subset=samples,
                                train_subset=cfg.train_subset, seed=cfg.seed)
         paths += plot_model(model, data.x_test, data.y_test, data.x_train, data.y_train,
                             spiking_layer_names(model), dest, cfg.t_max, samples)

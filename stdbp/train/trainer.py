@@ -115,7 +115,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     arch = parse_arch(cfg.arch)
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
-    data = load_train_data(cfg.data, arch.pixel_shape, data_dir=cfg.data_dir, train_subset=cfg.train_subset,
+    data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, train_subset=cfg.train_subset,
                            test_subset=cfg.test_subset, seed=cfg.seed)
     if int(data.y_train.max()) >= arch.n_classes:
         raise UserError(f"--arch {cfg.arch}", f"{arch.n_classes} outputs but labels go up to {int(data.y_train.max())}",

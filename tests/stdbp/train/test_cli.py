@@ -206,3 +206,34 @@ def test_ann_from_and_model_card(two_epochs, tmp_path):
     other = ["--arch" if a == "--arch" else ("784-32-10" if a == "784-64-10" else a) for a in SMALL]
     bad = _run(["--out", str(tmp_path / "bad2"), "--epochs", "1", *other, "--ann-from", str(full / "ann.pt")])
     assert bad.exit_code == 2 and "not an ANN of 784-32-10" in bad.output
+
+
+def _image_folder(root, n=8):
+    """Caltech-like layout: root/<class>/*.png, class 'bright' vs 'dark' (16x20 after resizing)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, level in (("dark", 40), ("bright", 220)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            img = np.clip(rng.normal(level, 20, (32, 40)), 0, 255).astype("uint8")
+            Image.fromarray(img).save(root / cls / f"{i}.png")
+
+
+def test_image_folder_training(tmp_path):
+    from stdbp.train.datasets import load_train_data
+
+    _image_folder(tmp_path / "imgs")
+    data = load_train_data(str(tmp_path / "imgs"), (1, 16, 20))
+    assert data.classes == ["bright", "dark"]
+    assert data.x_train.shape[1:] == (1, 16, 20) and len(data.y_train) + len(data.y_test) == 16
+    assert sorted(set(data.y_test.tolist())) == [0, 1]  # stratified hold-out
+    out = tmp_path / "run"
+    res = _run(["--out", str(out), "--data", str(tmp_path / "imgs"), "--arch", "16x20-8-2", "--epochs", "1",
+                "--batch-size", "4", "--ann-epochs", "3", "--ann-lr", "1e-2", "--jitter-variance", "0"])
+    assert res.exit_code == 0, res.output
+    assert _metrics(out)[-1]["phase"] == "export"
+    bad = _run(["--out", str(tmp_path / "r2"), "--data", str(tmp_path / "imgs"), "--arch", "320-8-2",
+                "--epochs", "1"])
+    assert bad.exit_code == 2 and "needs an image input size" in bad.output
