@@ -92,7 +92,10 @@ def _dist_setup(device: str):
 
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        from datetime import timedelta
+
+        # rank 0 alone trains the ANN before the first collective: allow it hours, not 30 min
+        dist.init_process_group(backend=backend, timeout=timedelta(hours=12))
     rank = dist.get_rank()
     if device == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
