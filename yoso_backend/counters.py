@@ -28,8 +28,11 @@ NAMES = (
     "packets_received",   # spike packets ejected into this PE's FIFO
     "flit_hops",          # router-to-router link traversals of flits injected by this PE
     "router_flits",       # flits passing through this PE's router (all ports, incl. ejection)
-    "noc_stall_cycles",   # cycles packets injected here waited for busy links
-    "fifo_stall_cycles",  # cycles packets for this PE waited because its FIFO was full
+    # the two stall counters are packet-cycles: the sum over packets of the cycles each one waited.
+    # Packets wait side by side (a layer's spikes fan out to every PE of the next layer at once),
+    # so these sums can exceed the frame's cycles; divide by the packets for a mean wait.
+    "noc_stall_cycles",   # packet-cycles packets injected here waited for busy links or ports
+    "fifo_stall_cycles",  # packet-cycles packets for this PE waited because its FIFO was full
     "spikes",             # neurons of this PE that fired
 )
 IDX = {name: i for i, name in enumerate(NAMES)}
