@@ -109,7 +109,7 @@ def train(
     out: str = typer.Option(..., "--out", "-o", help="run folder (runs/NAME)"),
     data: str = typer.Option("mnist", help="mnist, fashion-mnist, or a folder of images per class"),
     arch: str = typer.Option("784-800-10", help="paper notation, e.g. 28x28-16C5-P2-32C5-P2-800-128-10"),
-    epochs: int = typer.Option(150, help="SNN training epochs"),
+    epochs: Optional[int] = typer.Option(None, help="SNN training epochs [default: 150; with --resume: the run's own]"),
     batch_size: int = typer.Option(128, help="global batch size"),
     lr: float = typer.Option(2e-4, help="initial learning rate (Adam)"),
     lr_final: float = typer.Option(5e-5, help="learning rate of the last epoch (exponential decay)"),
@@ -152,7 +152,7 @@ def train(
         from stdbp.train.trainer import train as run_training
 
         rank, world, device = _dist_setup(device)
-        cfg = TrainConfig(data=data, arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
+        cfg = TrainConfig(data=data, arch=arch, epochs=150 if epochs is None else epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
                           beta1=beta1, beta2=beta2, jitter_variance=jitter_variance, threshold=threshold,
                           t_max=t_max, alpha=alpha, silent_zero=silent_zero, delta_clip=delta_clip, init=init,
                           ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, ann_from=ann_from, ann_dropout=ann_dropout,
@@ -160,7 +160,8 @@ def train(
                           seed=seed, train_subset=train_subset, test_subset=test_subset, data_dir=data_dir,
                           device=device)
         console = Console(quiet=rank != 0, width=None if sys.stdout.isatty() else 200)
-        summary = run_training(cfg, out, resume=resume, force=force, reporter=RichReporter(console),
+        summary = run_training(cfg, out, resume=resume, force=force, epochs_given=epochs is not None,
+                               reporter=RichReporter(console),
                                rank=rank, world=world, stop_after=stop_after)
         if summary["status"] == "diverged":
             raise typer.Exit(3)

@@ -14,9 +14,10 @@ app = typer.Typer(add_completion=False, help=__doc__)
 @app.command()
 def plot(
     run_dir: str = typer.Argument(..., help="a stdbp-train run folder (runs/NAME)"),
-    out: Optional[str] = typer.Option(None, help="folder for the PNGs (default: RUN_DIR/plots)"),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="folder for the PNGs (default: RUN_DIR/plots)"),
     checkpoint: str = typer.Option("best.pt", help="checkpoint in RUN_DIR to plot"),
     samples: int = typer.Option(2000, help="test images for the spike-time histograms"),
+    force: bool = typer.Option(False, "--force", help="overwrite PNGs already in the output folder"),
 ) -> None:
     """Write spike_times.png, gradients.png, weights.png, dead_neurons.png, curves.png."""
     with cli_errors():
@@ -34,9 +35,14 @@ def plot(
 
         if samples < 1:
             raise UserError(f"--samples {samples}", "must be at least 1", "pass a positive count")
+        if not (Path(run_dir) / "config.json").is_file():
+            raise UserError(run_dir, "no config.json: not a stdbp-train run folder", "pass the --out folder of a stdbp-train run")
         run = Run(run_dir, writer=False)
         cfg = run.read_config()
         dest = Path(out) if out else Path(run_dir) / "plots"
+        existing = sorted(p.name for p in dest.glob("*.png")) if dest.is_dir() else []
+        if existing and not force:
+            raise UserError(dest, f"already holds {', '.join(existing)}", "pass --force to overwrite, or -o another folder")
         paths = plot_metrics(run.metrics(), dest)
         state = load_checkpoint(Path(run_dir) / checkpoint)
         arch = parse_arch(cfg.arch)

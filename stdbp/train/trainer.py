@@ -79,7 +79,7 @@ def export_onnx(model, cfg: TrainConfig, path: Path, accuracy: float) -> str:
     return "ok"
 
 
-def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: bool = False,
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: bool = False, epochs_given: bool = True,
           reporter: Reporter | None = None, rank: int = 0, world: int = 1,
           stop_after: int | None = None) -> dict:
     """Run (or resume) a training run in `out`; returns a summary dict.
@@ -101,7 +101,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     state = None
     if resume:
         saved = run.read_config()
-        if cfg.epochs != saved.epochs:  # the only thing a resume may change: run longer (or shorter)
+        # the only thing a resume may change: run longer (or shorter), when the caller says so
+        if epochs_given and cfg.epochs != saved.epochs:
             saved.epochs = cfg.epochs
         cfg = saved
         state = load_checkpoint(ckpt_path)

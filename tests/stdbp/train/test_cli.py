@@ -68,8 +68,9 @@ def test_resume_is_bit_exact(tmp_path):
     assert res.exit_code == 0, res.output
     assert "continue with --resume" in res.output
     assert load_checkpoint(part / "checkpoint.pt")["epoch"] == 1
-    res = _run(["--out", str(part), "--epochs", "2", "--resume"])
+    res = _run(["--out", str(part), "--resume"])  # no --epochs: the run's own 2, not the default 150
     assert res.exit_code == 0, res.output
+    assert "epoch 2/2" in res.output
     a = load_checkpoint(full / "checkpoint.pt")
     b = load_checkpoint(part / "checkpoint.pt")
     assert b["epoch"] == 2
@@ -176,6 +177,12 @@ def test_plot_writes_pngs(two_epochs, tmp_path):
     for name in ("spike_times", "gradients", "weights", "dead_neurons", "curves"):
         png = tmp_path / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    before = (tmp_path / "plots" / "curves.png").read_bytes()
+    res = runner.invoke(plot_app, [str(out), "-o", str(tmp_path / "plots"), "--samples", "100"])
+    assert res.exit_code == 2 and "--force" in res.output  # never overwrites unasked
+    assert (tmp_path / "plots" / "curves.png").read_bytes() == before
+    res = runner.invoke(plot_app, [str(out), "-o", str(tmp_path / "plots"), "--samples", "100", "--force"])
+    assert res.exit_code == 0, res.output
 
 
 def test_plot_bad_run_dir(tmp_path):
