@@ -162,8 +162,8 @@ class EnergyModel:
     @classmethod
     def from_hw(cls, hw) -> "EnergyModel":
         """The model of a hardware description: its [energy] table and [clock] over the documented
-        defaults. The description has one SRAM read and one write figure (per word): they apply to
-        all four SRAMs. Entries whose source is "calibrated" are marked calibrated."""
+        defaults: a read and a write figure (per word) for each of the four SRAMs, the adder, FIFOs,
+        routers, links and static power. Entries whose source is "calibrated" are marked calibrated."""
         from yoso_backend.artifact import sram_specs
 
         specs = sram_specs(hw)
@@ -173,8 +173,9 @@ class EnergyModel:
         params = default_params(sizes, bits, hw.flit_bits)
         mapping = {"add_pj": ["e_add_pj"], "fifo_op_pj": ["e_fifo_pj"], "router_hop_pj": ["e_router_pj"],
                    "link_hop_pj": ["e_link_pj"], "static_power_mw": ["p_static_mw"],
-                   "sram_read_pj": [f"e_{s}_read_pj" for s in C.SRAMS],
-                   "sram_write_pj": [f"e_{s}_write_pj" for s in C.SRAMS]}
+                   **{f"{name}_sram_{op}_pj": [f"e_{s}_{op}_pj"]
+                      for s, name in (("w", "weight"), ("a", "accw"), ("v", "neuron"), ("s", "spike_addr"))
+                      for op in ("read", "write")}}
         rows = [("energy", k, mine) for k, mine in mapping.items()] + [("clock", "frequency_hz", ["f_clk_hz"])]
         for section, key, mine in rows:
             if key not in hw.raw.get(section, {}):

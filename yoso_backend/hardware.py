@@ -76,8 +76,9 @@ SCHEMA: dict[str, dict[str, tuple[str, Any, Any]]] = {
     "host": {"x": (_INT, 0, 1 << 16), "y": (_INT, 0, 1 << 16)},
     "energy": {
         "add_pj": (_FLOAT, 0.0, 1e6),
-        "sram_read_pj": (_FLOAT, 0.0, 1e6),
-        "sram_write_pj": (_FLOAT, 0.0, 1e6),
+        # one read and one write figure (pJ per word) for each of the four SRAMs of a PE
+        **{f"{sram}_sram_{op}_pj": (_FLOAT, 0.0, 1e6)
+           for sram in ("weight", "accw", "neuron", "spike_addr") for op in ("read", "write")},
         "fifo_op_pj": (_FLOAT, 0.0, 1e6),
         "router_hop_pj": (_FLOAT, 0.0, 1e6),
         "link_hop_pj": (_FLOAT, 0.0, 1e6),

@@ -84,13 +84,34 @@ def test_domain_rename_is_in_memory_only(dense_path):
     path, _ = dense_path
     before = path.read_bytes()
     m = onnx.load(path)
-    renamed, ids = to_custom_op_model(m)
+    renamed, ids = to_custom_op_model(m, fuse=False)
     assert {n.domain for n in renamed.graph.node} == {CONTRIB} and not renamed.functions
     assert len(ids) == 2 and not renamed.graph.initializer  # weights stay on the Python side
     release(ids)
     assert {n.domain for n in m.graph.node} == {"ai.stdbp"} and m.functions  # the original is untouched
     prepared(path)
     assert path.read_bytes() == before
+
+
+def test_fused_chain_equals_one_op_per_node(dense_path):
+    """The default fuses encode -> dense -> dense into one custom op; outputs are bit-identical."""
+    import onnxruntime as ort
+
+    from runtime.backends.ort_custom_ops import LIBRARY
+
+    path, _ = dense_path
+    x = random_pixels(np.random.default_rng(5), 40, (784,), levels=32)
+    outs = []
+    for fuse in (False, True):
+        model, ids = to_custom_op_model(onnx.load(path), fuse=fuse)
+        if fuse:
+            assert [n.op_type for n in model.graph.node] == ["StdbpChainU8"]
+        so = ort.SessionOptions()
+        so.register_custom_ops_library(LIBRARY)
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, {"pixels": x})[0])
+        release(ids)
+    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 def test_input_checks(dense_path):

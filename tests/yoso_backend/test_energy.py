@@ -20,7 +20,9 @@ def test_dynamic_energy_by_hand():
     cnt = np.zeros(CN.K, np.int64)
     cnt[CN.W_R], cnt[CN.A_R], cnt[CN.A_W], cnt[CN.V_R], cnt[CN.V_W], cnt[CN.S_R] = 10, 20, 30, 4, 5, 6
     cnt[CN.ADDS], cnt[CN.FIFO], cnt[CN.ROUTER], cnt[CN.FLIT_HOPS] = 7, 8, 9, 11
-    want = ((10 + 20 + 4 + 6) * e["sram_read_pj"] + (30 + 5) * e["sram_write_pj"] + 7 * e["add_pj"]
+    want = (10 * e["weight_sram_read_pj"] + 20 * e["accw_sram_read_pj"] + 30 * e["accw_sram_write_pj"]
+            + 4 * e["neuron_sram_read_pj"] + 5 * e["neuron_sram_write_pj"] + 6 * e["spike_addr_sram_read_pj"]
+            + 7 * e["add_pj"]
             + 8 * e["fifo_op_pj"] + 9 * e["router_hop_pj"] + 11 * e["link_hop_pj"]) * 1e-12
     assert m.dynamic_j(cnt) == pytest.approx(want, rel=1e-12)
     assert m.f_clk_hz == hw.clock_hz and m["p_static_mw"] == e["static_power_mw"]
