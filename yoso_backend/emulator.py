@@ -14,7 +14,6 @@ data (tested by changing every timing parameter).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from yoso_backend import counters as CN
 from yoso_backend import kernels as KN
 from stdbp.errors import UserError
+from stdbp.threads import num_threads
 from yoso_backend.artifact import HOST, YosoProgram, load_program
 from yoso_backend.hardware import KIND_SPIKE, KIND_TO_HOST
 from yoso_backend.noc import N_PORTS, n_links, route_table, route_to_eject
@@ -256,19 +256,9 @@ class Emulator:
 _POOL: dict[int, ThreadPoolExecutor] = {}
 
 
-def default_threads() -> int:
-    env = os.environ.get("STDBP_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _parallel(kernel, n: int, args: tuple, threads: int | None) -> None:
     """kernel(lo, hi, *args) over ``threads`` contiguous frame ranges (the kernel releases the GIL)."""
-    k = max(1, min(threads or default_threads(), n))
+    k = max(1, min(threads or num_threads(), n))
     if k == 1:
         kernel(0, n, *args)
         return

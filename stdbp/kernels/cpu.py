@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from stdbp.kernels._neuron import active, gather_patch, walk
+from stdbp.threads import num_threads  # also read by the bench scripts as cpu.num_threads
 
 _FLOATS = (np.float32, np.float64)
 
@@ -76,16 +77,6 @@ def _pair(v) -> tuple[int, int]:
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = 0
 _POOL_LOCK = threading.Lock()
-
-
-def num_threads() -> int:
-    env = os.environ.get("STDBP_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _pool() -> ThreadPoolExecutor:
