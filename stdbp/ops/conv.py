@@ -6,7 +6,7 @@ import numpy as np
 
 from stdbp.ops import dense
 from stdbp.ops._body import Body, Ref
-from stdbp.ops.spec import DOMAIN, Attr, OpSpec, Param, ShapeError, known, pair, window_out
+from stdbp.ops.spec import DOMAIN, Attr, OpSpec, Param, ShapeError, known, window_attrs, window_out
 
 SEMANTICS = r"""
 The RelPspDense neuron applied to every window of a `+inf`-padded input (padding never spikes;
@@ -31,12 +31,7 @@ ATTRS = (
 
 
 def resolved(attrs: dict, op: str = "RelPspConv2d"):
-    k = pair(attrs["kernel_shape"], "kernel_shape", op)
-    s = pair(attrs["strides"], "strides", op)
-    p = pair(attrs.get("pads") or [0, 0, 0, 0], "pads", op, 4)
-    if min(k) < 1 or min(s) < 1 or min(p) < 0:
-        raise ShapeError(f"{op}: kernel_shape and strides must be >= 1 and pads >= 0")
-    return k, s, p
+    return window_attrs(attrs, op)
 
 
 def check_attrs(attrs: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stdbp.ops._body import Body, Ref
-from stdbp.ops.spec import Attr, OpSpec, Param, ShapeError, pair, window_out
+from stdbp.ops.spec import Attr, OpSpec, Param, ShapeError, window_attrs, window_out
 
 SEMANTICS = r"""
 Each output is the earliest spike in its window (min over times = max-pool over `-T`);
@@ -25,12 +25,7 @@ ATTRS = (
 
 
 def resolved(attrs: dict, op: str = "SpikeMinPool"):
-    k = pair(attrs["kernel_shape"], "kernel_shape", op)
-    s = pair(attrs["strides"], "strides", op)
-    p = pair(attrs.get("pads") or [0, 0, 0, 0], "pads", op, 4)
-    if min(k) < 1 or min(s) < 1 or min(p) < 0:
-        raise ShapeError(f"{op}: kernel_shape and strides must be >= 1 and pads >= 0")
-    return k, s, p
+    return window_attrs(attrs, op)
 
 
 def check_attrs(attrs: dict) -> None:

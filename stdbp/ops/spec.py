@@ -83,6 +83,16 @@ def pair(values, name: str, op: str, n: int = 2) -> tuple[int, ...]:
     return vals
 
 
+def window_attrs(attrs: dict, op: str) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(kernel_shape, strides, pads) of a sliding-window op (conv, pool), checked."""
+    k = pair(attrs["kernel_shape"], "kernel_shape", op)
+    s = pair(attrs["strides"], "strides", op)
+    p = pair(attrs.get("pads") or [0, 0, 0, 0], "pads", op, 4)
+    if min(k) < 1 or min(s) < 1 or min(p) < 0:
+        raise ShapeError(f"{op}: kernel_shape and strides must be >= 1 and pads >= 0")
+    return k, s, p
+
+
 def window_out(size, k: int, s: int, p0: int, p1: int, op: str, axis: str):
     """Output length of a valid sliding window: floor((size + p0 + p1 - k) / s) + 1 (ONNX, ceil_mode 0)."""
     if not known(size):
