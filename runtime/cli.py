@@ -113,6 +113,30 @@ def _default_data(model: Path) -> str:
     return "sample-fashion-mnist" if model_dataset(model) == "fashion-mnist" else "sample"
 
 
+def run_batches(runner, images, batch_size: int, label: str, console):
+    """Run `images` through a prepared backend in batches, with a progress bar.
+
+    Returns (spike_times, predictions, per-batch counters, seconds spent inside `runner.run`)."""
+    import time
+
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    times, preds, counters, run_s = [], [], [], 0.0
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=len(images))
+        for s in range(0, len(images), batch_size):
+            t0 = time.perf_counter()
+            res = runner.run(images[s:s + batch_size])
+            run_s += time.perf_counter() - t0
+            times.append(res.spike_times)
+            preds.append(res.predictions)
+            counters.append(res.counters)
+            bar.advance(task, len(res.predictions))
+    return np.concatenate(times), np.concatenate(preds), counters, run_s
+
+
 def _sum_counters(items: list[dict]) -> dict:
     out: dict = {}
     for c in items:
@@ -163,7 +187,6 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
 
     import numpy as np
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from runtime.backends import get_backend
@@ -205,21 +228,7 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
     t_prep = time.perf_counter()
     runner.prepare(str(model), **options)
     prep_s = time.perf_counter() - t_prep
-    times, preds, counters = [], [], []
-    run_s = 0.0
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"{backend} {desc}", total=len(images))
-        for s in range(0, len(images), batch_size):
-            t0 = time.perf_counter()
-            res = runner.run(images[s:s + batch_size])
-            run_s += time.perf_counter() - t0
-            times.append(res.spike_times)
-            preds.append(res.predictions)
-            counters.append(res.counters)
-            bar.advance(task, len(res.predictions))
-    spike_times = np.concatenate(times)
-    predictions = np.concatenate(preds)
+    spike_times, predictions, counters, run_s = run_batches(runner, images, batch_size, f"{backend} {desc}", console)
     n_classes = spike_times.shape[1]
     if labels.max(initial=0) >= n_classes:
         raise UserError(desc, f"labels go up to {labels.max()} but the model has {n_classes} outputs",

@@ -37,28 +37,14 @@ def demo(
         _demo(model, data, limit, hw, out, force)
 
 
-def _run_backend(name: str, model: Path, images, labels, console, **options):
-    import time
-
-    import numpy as np
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+def _run_backend(name: str, model: Path, images, console, **options):
     from runtime.backends import get_backend
+    from runtime.cli import run_batches
 
     runner = get_backend(name)
     runner.prepare(str(model), **options)
-    preds, times, seconds = [], [], 0.0
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(name, total=len(images))
-        for s in range(0, len(images), 128):
-            t0 = time.perf_counter()
-            res = runner.run(images[s:s + 128])
-            seconds += time.perf_counter() - t0
-            preds.append(res.predictions)
-            times.append(res.spike_times)
-            bar.advance(task, len(res.predictions))
-    return runner, np.concatenate(preds), np.concatenate(times), seconds
+    times, preds, _, seconds = run_batches(runner, images, 128, name, console)
+    return runner, preds, times, seconds
 
 
 def _demo(model: Path, data: str | None, limit: int | None, hw: str, out: Path | None, force: bool) -> None:
@@ -94,9 +80,9 @@ def _demo(model: Path, data: str | None, limit: int | None, hw: str, out: Path |
         console.print(f"    [yellow]warning:[/] {w}")
 
     console.print(f"[bold]2/3[/] onnxruntime (float model, ai.stdbp custom op) on {desc}")
-    _, ort_pred, ort_times, ort_s = _run_backend("onnxruntime", model, images, labels, console)
+    _, ort_pred, ort_times, ort_s = _run_backend("onnxruntime", model, images, console)
     console.print(f"[bold]3/3[/] YOSO emulator (bit-accurate, cycle model) on {desc}")
-    yoso, yoso_pred, yoso_times, yoso_s = _run_backend("yoso", yoso_dir, images, labels, console)
+    yoso, yoso_pred, yoso_times, yoso_s = _run_backend("yoso", yoso_dir, images, console)
     rep = yoso.finalize(out / "yoso-report", labels)
 
     n = len(labels)
