@@ -302,3 +302,50 @@ class SpikeJitter:
         noise = noise.to(times.device)
         out = torch.clamp(times + self.sigma * noise, min=0.0)
         return torch.where(torch.isinf(times), times, out)
+
+
+# ------------------------------------------------------------------------------- augmentation
+class RandomShift:
+    """Random translation of uint8 images by up to `max_shift` pixels along each axis, with the
+    uncovered border filled with 0 (black: silent or late, as in the original background).
+
+    Not in the paper (which only jitters spike times); an opt-in regulariser for the ANN
+    pre-training and the STDBP epochs. Works on any [B, ...] tensor whose trailing elements are
+    `channels x H x W` images (flattened 784-pixel MNIST rows included) and returns the same
+    shape and dtype. Every image draws its own shift (dy, dx), uniform in
+    [-max_shift, max_shift]^2, from `generator`; data parallel: like `SpikeJitter`, the shifts of
+    the whole global batch are drawn and each rank keeps its `rows`.
+    """
+
+    def __init__(self, max_shift: int, image_hw: tuple[int, int], generator=None):
+        if not (isinstance(max_shift, int) and max_shift >= 0):
+            raise UserError("augment", f"max shift must be a whole number >= 0, got {max_shift}",
+                            "pass 0 (off), 1 or 2")
+        h, w = int(image_hw[0]), int(image_hw[1])
+        if max_shift >= min(h, w):
+            raise UserError("augment", f"shift {max_shift} is not smaller than the image {h}x{w}",
+                            "use a shift of a few pixels")
+        self.max_shift, self.hw, self.generator = max_shift, (h, w), generator
+
+    def __call__(self, pixels, rows: slice | None = None, n_total: int | None = None):
+        import torch
+        import torch.nn.functional as F
+
+        m = self.max_shift
+        if m == 0 or pixels.shape[0] == 0:
+            return pixels
+        b = pixels.shape[0]
+        h, w = self.hw
+        n = b if n_total is None else int(n_total)
+        shifts = torch.randint(-m, m + 1, (n, 2), generator=self.generator)
+        if rows is not None:
+            shifts = shifts[rows]
+        shifts = shifts.to(pixels.device)
+        img = pixels.reshape(b, -1, h, w)
+        padded = F.pad(img, (m, m, m, m))  # zeros around; out[y, x] = img[y - dy, x - dx]
+        ys = torch.arange(h, device=pixels.device)[None, :] + m - shifts[:, :1]  # [B, H]
+        xs = torch.arange(w, device=pixels.device)[None, :] + m - shifts[:, 1:]  # [B, W]
+        out = padded[torch.arange(b, device=pixels.device)[:, None, None, None],
+                     torch.arange(img.shape[1], device=pixels.device)[None, :, None, None],
+                     ys[:, None, :, None], xs[:, None, None, :]]
+        return out.reshape(pixels.shape)

@@ -38,8 +38,12 @@ class AnnResult:
 def train_ann(ann: nn.Sequential, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
               *, epochs: int, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
               lr_final: float | None = None, on_epoch: Callable[[int, float, float], None] | None = None,
-              on_batch: Callable[[int], None] | None = None) -> AnnResult:
-    """Adam, cross-entropy on the ANN outputs, exponential lr decay to `lr_final`."""
+              on_batch: Callable[[int], None] | None = None,
+              augment: Callable[[int], Callable | None] | None = None) -> AnnResult:
+    """Adam, cross-entropy on the ANN outputs, exponential lr decay to `lr_final`.
+
+    `augment(epoch)` may return a pixel transform (uint8 batch -> uint8 batch, e.g.
+    `stdbp.data.RandomShift`) applied to every training batch of that epoch."""
     import time
 
     from stdbp.train.loop import lr_at
@@ -54,10 +58,14 @@ def train_ann(ann: nn.Sequential, x: torch.Tensor, y: torch.Tensor, x_test: torc
             g["lr"] = lr_at(ep, epochs, lr, lr_final if lr_final else lr)
         ann.train()
         perm = torch.randperm(len(y), generator=gen)
+        transform = augment(ep) if augment is not None else None
         tot = 0.0
         for s in range(0, len(y), batch_size):
             idx = perm[s:s + batch_size]
-            loss = F.cross_entropy(ann(pixels_to_ann_input(x[idx].to(dev))), y[idx].to(dev))
+            pixels = x[idx].to(dev)
+            if transform is not None:
+                pixels = transform(pixels)
+            loss = F.cross_entropy(ann(pixels_to_ann_input(pixels)), y[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -129,6 +129,7 @@ def train(
     ann_dropout: float = typer.Option(0.0, help="dropout after the ANN's hidden dense layers (ANN training only)"),
     ann_from: Optional[str] = typer.Option(None, help="reuse a trained ANN (a run's ann.pt) instead of training one"),
     silent_target_push: float = typer.Option(0.0, help="opt-in hinge on silent targets' potential at t_max (0 = paper)"),
+    augment_shift: int = typer.Option(0, help="opt-in: shift each training image by up to N pixels (not in the paper)"),
     seed: int = typer.Option(0),
     train_subset: Optional[int] = typer.Option(None, help="use only N training images"),
     test_subset: Optional[int] = typer.Option(None, help="use only N test images"),
@@ -156,7 +157,7 @@ def train(
                           beta1=beta1, beta2=beta2, jitter_variance=jitter_variance, threshold=threshold,
                           t_max=t_max, alpha=alpha, silent_zero=silent_zero, delta_clip=delta_clip, init=init,
                           ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, ann_from=ann_from, ann_dropout=ann_dropout,
-                          silent_target_push=silent_target_push,
+                          silent_target_push=silent_target_push, augment_shift=augment_shift,
                           seed=seed, train_subset=train_subset, test_subset=test_subset, data_dir=data_dir,
                           device=device)
         console = Console(quiet=rank != 0, width=None if sys.stdout.isatty() else 200)

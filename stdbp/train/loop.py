@@ -120,8 +120,11 @@ def train_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, optimize
                 *, batch_size: int, t_max: float, shuffle_gen: torch.Generator,
                 jitter: Callable[[torch.Tensor], torch.Tensor] | None = None, device="cpu",
                 on_batch: Callable[[int, float, float], None] | None = None,
-                divergence_loss: float = 1e4, push: float = 0.0) -> EpochResult:
-    """One pass over (x, y) in shuffled global batches of `batch_size` (split over ranks)."""
+                divergence_loss: float = 1e4, push: float = 0.0,
+                augment: Callable[..., torch.Tensor] | None = None) -> EpochResult:
+    """One pass over (x, y) in shuffled global batches of `batch_size` (split over ranks).
+    `augment` (e.g. `stdbp.data.RandomShift`) transforms the uint8 pixels before encoding,
+    `jitter` the encoded spike times; both draw for the whole global batch and slice."""
     rank, world = _world()
     model.train()
     layers = weight_layers(model)
@@ -137,6 +140,8 @@ def train_epoch(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, optimize
         if len(idx) == 0:
             continue
         pixels, target = x[idx].to(device), y[idx].to(device)
+        if augment is not None:
+            pixels = augment(pixels, slice(rank, None, world), len(gidx)) if world > 1 else augment(pixels)
         t = model[0](pixels)
         if jitter is not None:
             t = jitter(t, slice(rank, None, world), len(gidx)) if world > 1 else jitter(t)

@@ -47,6 +47,7 @@ class TrainConfig:
     ann_dropout: float = 0.0           # dropout after hidden dense layers of the ANN (regularisation)
     ann_from: str | None = None         # reuse a trained ANN (ann.pt of another run) instead of training one
     silent_target_push: float = 0.0     # opt-in hinge for silent target outputs (loop.silent_target_push)
+    augment_shift: int = 0              # opt-in random image shifts of up to N pixels (not in the paper)
     calibration_samples: int = 1000
     seed: int = 0
     train_subset: int | None = None
@@ -83,6 +84,8 @@ class TrainConfig:
             bad(f"--threshold {self.threshold}", "use a positive threshold")
         if not self.t_max > 0:
             bad(f"--t-max {self.t_max}", "use a positive window (inf allowed)")
+        if not (isinstance(self.augment_shift, int) and 0 <= self.augment_shift <= 8):
+            bad(f"--augment-shift {self.augment_shift}", "use 0 (off, the paper) to 8 pixels")
         if not 0 <= self.ann_dropout < 1:
             bad(f"--ann-dropout {self.ann_dropout}", "use a probability in [0, 1)")
         if self.init not in ("ann", "scratch"):

@@ -118,6 +118,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     torch.manual_seed(cfg.seed)
     data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, train_subset=cfg.train_subset,
                            test_subset=cfg.test_subset, seed=cfg.seed)
+    image_hw = _image_hw(cfg, arch)
     if int(data.y_train.max()) >= arch.n_classes:
         raise UserError(f"--arch {cfg.arch}", f"{arch.n_classes} outputs but labels go up to {int(data.y_train.max())}",
                         f"end the architecture with {int(data.y_train.max()) + 1} or more outputs")
@@ -136,7 +137,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     else:
         run.write_config(cfg, {"_commit": _git_commit(), "_world_size": world, "_torch": torch.__version__})
         if rank == 0:
-            _initialise(cfg, arch, model, data, run, rep, build_ann, ann_init)
+            _initialise(cfg, arch, model, data, run, rep, build_ann, ann_init, image_hw)
         _broadcast_params(model)
         ev = evaluate(model, data.x_test, data.y_test, batch_size=cfg.eval_batch_size, device=device)
         run.log({"phase": "init", "epoch": 0, "init": cfg.init, "test_accuracy": ev["accuracy"],
@@ -171,7 +172,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
                                   t_max=cfg.t_max, shuffle_gen=epoch_generator(cfg.seed, epoch, 0),
                                   jitter=jitter, device=device,
                                   on_batch=lambda n, loss, acc: rep.advance(n, loss, acc),
-                                  push=cfg.silent_target_push)
+                                  push=cfg.silent_target_push,
+                                  augment=_shifter(cfg, image_hw, epoch_generator(cfg.seed, epoch, 2)))
             finally:
                 rep.stop()
             train_s = time.perf_counter() - t0
@@ -234,7 +236,29 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     return summary
 
 
-def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_init) -> None:
+def _image_hw(cfg, arch) -> tuple[int, int] | None:
+    """(H, W) of the input images, for --augment-shift: an HxW architecture input, or the 28x28
+    of MNIST / Fashion-MNIST. Asking for shifts without a known image size is an error."""
+    from stdbp.data import DATASETS
+
+    if len(arch.input_shape) == 3:
+        return tuple(arch.input_shape[1:])
+    if cfg.data in DATASETS:
+        return (28, 28)
+    if cfg.augment_shift:
+        raise UserError(f"--arch {cfg.arch}", "--augment-shift needs the image height and width",
+                        "start the architecture with HxW, e.g. 28x28-800-10")
+    return None
+
+
+def _shifter(cfg, image_hw, generator):
+    """The epoch's RandomShift, or None when --augment-shift is 0 (the paper)."""
+    from stdbp.data import RandomShift
+
+    return RandomShift(cfg.augment_shift, image_hw, generator) if cfg.augment_shift else None
+
+
+def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_init, image_hw=None) -> None:
     """ANN pre-training + conversion, or the SNN layers' own from-scratch initialisation."""
     if cfg.init == "scratch" or cfg.ann_epochs == 0:
         return
@@ -250,7 +274,7 @@ def _initialise(cfg, arch, model, data, run: Run, rep: Reporter, build_ann, ann_
         run.log({"phase": "ann", "epoch": 0, "from": str(cfg.ann_from),
                  "test_accuracy": ann_init.ann_accuracy(ann, data.x_test, data.y_test)})
     else:
-        _train_ann(cfg, ann, data, run, rep, ann_init)
+        _train_ann(cfg, ann, data, run, rep, ann_init, image_hw)
     _convert(cfg, ann, model, data, run, rep, ann_init)
 
 
@@ -270,7 +294,9 @@ def _load_ann_weights(ann, state: dict) -> None:
             m.weight.copy_(state[k])
 
 
-def _train_ann(cfg, ann, data, run: Run, rep: Reporter, ann_init) -> None:
+def _train_ann(cfg, ann, data, run: Run, rep: Reporter, ann_init, image_hw=None) -> None:
+    from stdbp.train.checkpoint import epoch_generator
+
     clock = [time.perf_counter()]
 
     def on_epoch(ep, loss, acc):
@@ -287,7 +313,8 @@ def _train_ann(cfg, ann, data, run: Run, rep: Reporter, ann_init) -> None:
     try:
         ann_init.train_ann(ann, data.x_train, data.y_train, data.x_test, data.y_test, epochs=cfg.ann_epochs,
                            lr=cfg.ann_lr, lr_final=cfg.ann_lr_final, batch_size=cfg.batch_size, seed=cfg.seed,
-                           on_epoch=on_epoch, on_batch=lambda n: rep.advance(n))
+                           on_epoch=on_epoch, on_batch=lambda n: rep.advance(n),
+                           augment=lambda ep: _shifter(cfg, image_hw, epoch_generator(cfg.seed, ep + 1, 3)))
     finally:
         rep.stop()
     from stdbp.fileio import atomic_write_bytes
