@@ -214,3 +214,31 @@ def test_digests_match_shared_listing():
             digest, rel = line.split()
             name, stem = rel.split("/")
             assert data.SHA256_DECOMPRESSED[name][stem] == digest
+
+
+def test_random_shift_translates_each_image_and_fills_black():
+    gen = torch.Generator().manual_seed(5)
+    imgs = torch.randint(1, 256, (64, 1, 6, 7), dtype=torch.uint8)
+    out = data.RandomShift(2, (6, 7), gen)(imgs)
+    assert out.shape == imgs.shape and out.dtype == torch.uint8
+    shifts = torch.randint(-2, 3, (64, 2), generator=torch.Generator().manual_seed(5))
+    for k, (dy, dx) in enumerate(shifts.tolist()):  # obviously-correct per-image reference
+        ref = torch.zeros(6, 7, dtype=torch.uint8)
+        for y in range(6):
+            for x in range(7):
+                if 0 <= y - dy < 6 and 0 <= x - dx < 7:
+                    ref[y, x] = imgs[k, 0, y - dy, x - dx]
+        assert torch.equal(out[k, 0], ref), (k, dy, dx)
+
+
+def test_random_shift_flat_rows_ranks_and_errors():
+    imgs = torch.randint(0, 256, (10, 784), dtype=torch.uint8)
+    whole = data.RandomShift(1, (28, 28), torch.Generator().manual_seed(1))(imgs)
+    assert whole.shape == (10, 784)
+    # a data-parallel rank draws the global batch's shifts and keeps its own rows
+    rank1 = data.RandomShift(1, (28, 28), torch.Generator().manual_seed(1))(imgs[1::2], slice(1, None, 2), 10)
+    assert torch.equal(rank1, whole[1::2])
+    assert torch.equal(data.RandomShift(0, (28, 28))(imgs), imgs)
+    for bad in (-1, 1.5, 28):
+        with pytest.raises(UserError):
+            data.RandomShift(bad, (28, 28))

@@ -56,12 +56,14 @@ def test_run_folder_contents(two_epochs):
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
 
 
-def test_resume_is_bit_exact(tmp_path):
-    """2 epochs == 1 epoch + resume 1, bit for bit (weights, Adam moments, logged losses).
+@pytest.mark.parametrize("extra", [[], ["--augment-shift", "2"]])
+def test_resume_is_bit_exact(tmp_path, extra):
+    """2 epochs == 1 epoch + resume 1, bit for bit (weights, Adam moments, logged losses), also
+    with random image shifts (their generator is rebuilt per epoch from the seed).
 
     From-scratch init: the ANN pre-training runs BLAS matmuls whose threading (and so rounding)
     may vary with machine load; the SNN part (compiled kernels, fixed work split) does not."""
-    scratch = [*SMALL, "--init", "scratch"]
+    scratch = [*SMALL, "--init", "scratch", *extra]
     full, part = tmp_path / "full", tmp_path / "part"
     assert _run(["--out", str(full), "--epochs", "2", *scratch]).exit_code == 0
     res = _run(["--out", str(part), "--epochs", "2", *scratch, "--stop-after", "1"])
@@ -97,6 +99,7 @@ def test_existing_run_needs_resume_or_force(two_epochs):
     (["--data", "no-such-set"], "neither a known data set nor a folder"),
     (["--lr", "-1"], "positive learning rate"),
     (["--init", "magic"], "use ann or scratch"),
+    (["--augment-shift", "-1"], "--augment-shift -1"),
 ])
 def test_bad_options_one_line_exit_2(tmp_path, args, words):
     res = runner.invoke(app, ["--out", str(tmp_path / "r"), "--epochs", "1", *args])

@@ -119,3 +119,21 @@ def test_ann_dropout_only_in_training():
     ann.eval()
     assert torch.equal(ann(x), ann(x))
     assert len([m for m in ann if isinstance(m, torch.nn.Linear)]) == 2
+
+
+def test_augment_transforms_the_pixels_the_network_sees():
+    """train_epoch hands every batch's uint8 pixels to `augment` before encoding them."""
+    x, y = _synthetic()
+    seen = []
+
+    def blank(pixels, *rows):
+        seen.append(pixels.shape[0])
+        return torch.zeros_like(pixels)  # every input black: nothing left to learn from
+
+    torch.manual_seed(0)
+    model = build_snn(parse_arch("64-16-2"), t_max=4.0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    r = train_epoch(model, x, y, opt, batch_size=32, t_max=4.0,
+                    shuffle_gen=torch.Generator().manual_seed(0), augment=blank)
+    assert sum(seen) == len(y)
+    assert r.train_accuracy <= 0.75  # identical inputs: at best the majority class
