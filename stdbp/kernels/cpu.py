@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
+from stdbp.kernels._blas import blas_threads
+from stdbp.kernels._dense import dense_forward_rows, pack_blocks
 from stdbp.kernels._neuron import active, gather_patch, walk
 from stdbp.threads import num_threads  # also read by the bench scripts as cpu.num_threads
 
@@ -109,17 +111,6 @@ def _run(fn, parts, *args) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # dense
-@njit(cache=True, nogil=True)
-def _dense_forward_rows(t_in, wT, p, t_out, wsum, task, lo, hi):
-    n_out = wT.shape[1]
-    w_acc = np.empty(n_out, dtype=t_in.dtype)
-    t_acc = np.empty(n_out, dtype=t_in.dtype)
-    g_acc = np.empty(n_out, dtype=t_in.dtype)
-    for b in range(lo, hi):
-        order, n_act = active(t_in[b], p[1])
-        walk(t_in[b], order, n_act, wT, p, w_acc, t_acc, g_acc, t_out[b], wsum[b])
-
-
 def dense_forward(t_in, weight, threshold: float = 1.0, t_max: float = math.inf):
     """t_in [B, in], weight [out, in] -> (t_out [B, out], wsum [B, out]); +inf = no spike."""
     t_in = _as_float(t_in, "t_in", check_nan=True)
@@ -131,8 +122,7 @@ def dense_forward(t_in, weight, threshold: float = 1.0, t_max: float = math.inf)
     t_out = np.empty((batch, n_out), dtype=t_in.dtype)
     wsum = np.empty((batch, n_out), dtype=t_in.dtype)
     if batch:
-        _run(_dense_forward_rows, _split(batch), t_in, np.ascontiguousarray(weight.T), p,
-             t_out, wsum)
+        _run(dense_forward_rows, _split(batch), t_in, pack_blocks(weight), p, t_out, wsum)
     return t_out, wsum
 
 
@@ -186,23 +176,73 @@ def dense_backward(grad_out, t_in, weight, t_out, wsum, delta_clip: float | None
     return g_t, g_w
 
 
+def _causal_split(delta, t_in, t_out):
+    """Split delta into (d_all, d_mixed): d_all[b, j] = delta[b, j] where output j of sample b
+    fires after every finite input of b (all of them causal, the usual case in the input
+    layer), else 0; d_mixed holds the rest. Silent outputs have delta 0 in neither."""
+    finite = np.isfinite(t_in)
+    last = np.where(finite, t_in, -np.inf).max(axis=1, initial=-np.inf)
+    all_causal = (t_out > last[:, None]) & (delta != 0)  # delta != 0: t_out finite
+    d_all = np.where(all_causal, delta, 0).astype(delta.dtype, copy=False)
+    d_mixed = np.where(all_causal, 0, delta).astype(delta.dtype, copy=False)
+    return d_all, d_mixed, finite, all_causal
+
+
+def _all_causal_grads(d_all, t_in, weight, t_out, finite, all_causal, need_t, need_w):
+    """Eq. 13-14 for the all-causal pairs as matrix products (BLAS):
+        g_t[b, i] = [t_bi finite] sum_j d_bj w_ji,
+        g_w[j, i] = sum_b d_bj [t_bi finite] t_bi - sum_b d_bj t_bj [t_bi finite].
+    The same sums as the masked event form, rounded differently (BLAS order, FMA)."""
+    g_t = g_w = None
+    if need_t:
+        g_t = d_all @ weight
+        g_t *= finite  # a silent input is causal for no output: exactly 0
+    if need_w:
+        dt_out = d_all * np.where(all_causal, t_out, 0).astype(d_all.dtype, copy=False)
+        if finite.all():
+            g_w = d_all.T @ t_in
+            g_w -= dt_out.sum(axis=0)[:, None]
+        else:
+            g_w = d_all.T @ np.where(finite, t_in, 0).astype(t_in.dtype, copy=False)
+            g_w -= dt_out.T @ finite.astype(t_in.dtype)
+    return g_t, g_w
+
+
 def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
                            need_grad_t: bool = True, need_grad_w: bool = True):
     """dense_backward that also returns how many deltas the clip changed; a gradient that is
-    not needed (need_grad_t / need_grad_w False) is skipped and returned as zeros."""
+    not needed (need_grad_t / need_grad_w False) is skipped and returned as zeros.
+
+    Pairs (b, j) where output j fires after every input of sample b (mask all ones) go
+    through two matrix products; the others through the masked event kernel."""
     t_in = _as_float(t_in, "t_in")
     dt = t_in.dtype
     t_out = _as_float(t_out, "t_out", dt)
     delta, n_clipped = dense_delta(_as_float(grad_out, "grad_out", dt), t_out,
                                    _as_float(wsum, "wsum", dt), delta_clip)
     weight = _as_float(weight, "weight", dt)
-    parts = _split(weight.shape[0])
+    g_t = np.zeros_like(t_in)
     g_w = np.zeros_like(weight)
-    g_t_parts = np.zeros((len(parts), t_in.shape[0], t_in.shape[1]) if need_grad_t
-                         else (len(parts), 0, 0), dtype=dt)
-    _run(_dense_backward_block, parts, delta, t_in, weight, t_out, g_w, g_t_parts,
-         bool(need_grad_t), bool(need_grad_w))
-    g_t = g_t_parts.sum(axis=0) if need_grad_t else np.zeros_like(t_in)
+    if not (need_grad_t or need_grad_w) or t_in.shape[0] == 0:
+        return g_t, g_w, n_clipped
+    d_all, d_mixed, finite, all_causal = _causal_split(delta, t_in, t_out)
+    if all_causal.any():
+        with blas_threads(num_threads()):
+            a_t, a_w = _all_causal_grads(d_all, t_in, weight, t_out, finite, all_causal,
+                                         need_grad_t, need_grad_w)
+        g_t = a_t if a_t is not None else g_t
+        g_w = a_w if a_w is not None else g_w
+    if d_mixed.any():
+        parts = _split(weight.shape[0])
+        m_w = np.zeros_like(weight)
+        g_t_parts = np.zeros((len(parts), t_in.shape[0], t_in.shape[1]) if need_grad_t
+                             else (len(parts), 0, 0), dtype=dt)
+        _run(_dense_backward_block, parts, d_mixed, t_in, weight, t_out, m_w, g_t_parts,
+             bool(need_grad_t), bool(need_grad_w))
+        if need_grad_w:
+            g_w += m_w
+        if need_grad_t:
+            g_t += g_t_parts.sum(axis=0)
     return g_t, g_w, n_clipped
 
 

@@ -192,3 +192,80 @@ def test_nan_or_infinite_inputs_are_rejected():
     # +inf inputs are fine: no spike
     t_out, _ = cpu.dense_forward(np.full((1, 3), np.inf, np.float32), w)
     assert np.isinf(t_out).all()
+
+
+# --------------------------------------------------------------------------------------------
+# the blocked forward and the two backward paths (all-causal products / masked event kernel)
+def _walk_per_sample(t, w, theta, t_max):
+    """The unblocked event walk of `_neuron`, one sample at a time (the pre-blocking kernel)."""
+    from stdbp.kernels._neuron import active, walk
+
+    p = np.array([theta, t_max, np.inf], t.dtype)
+    wT = np.ascontiguousarray(w.T)
+    n_out = w.shape[0]
+    t_out = np.empty((t.shape[0], n_out), t.dtype)
+    wsum = np.empty_like(t_out)
+    scratch = [np.empty(n_out, t.dtype) for _ in range(3)]
+    for b in range(t.shape[0]):
+        order, n_act = active(t[b], p[1])
+        walk(t[b], order, n_act, wT, p, *scratch, t_out[b], wsum[b])
+    return t_out, wsum
+
+
+@pytest.mark.parametrize("n_out,t_max", [(300, math.inf), (130, 0.9), (5, 1.2)])
+def test_blocked_forward_is_bit_identical_to_the_event_walk(n_out, t_max):
+    # several output blocks, a partial last block, ties (256 pixel levels) and silent inputs
+    from stdbp.kernels._dense import JB
+
+    rng = np.random.default_rng(5)
+    t = _mnist_like(rng, 9, 150, 0.3)
+    t[:3] = np.round(t[:3] * 4) / 4  # big tie groups
+    t[3, :] = np.inf  # a sample without any input spike
+    w = rng.normal(0.02, 0.05, (n_out, 150)).astype(np.float32)
+    got, got_w = cpu.dense_forward(t, w, 1.0, t_max)
+    ref, ref_w = _walk_per_sample(t, w, 1.0, t_max)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got_w, ref_w)
+    assert np.isfinite(got).any() and np.isinf(got).any()
+    assert n_out < JB or n_out % JB != 0
+
+
+@pytest.mark.parametrize("need_t,need_w", [(True, True), (False, True), (True, False)])
+def test_backward_mixes_all_causal_and_masked_pairs_exactly(need_t, need_w):
+    from tests.stdbp.reference import dense_grad_reference
+
+    rng = np.random.default_rng(6)
+    t = _mnist_like(rng, 6, 30, 0.2, np.float64)
+    t[0] = np.round(t[0] * 2) / 2  # ties
+    t[1, :] = np.inf  # no input: every output silent
+    t[2, :] = rng.integers(0, 256, 30) / 255.0  # no silent input: the rank-1 branch
+    w = rng.normal(0.05, 0.1, (25, 30))
+    t_out, wsum = cpu.dense_forward(t, w, 1.0, 2.0)
+    last = np.where(np.isfinite(t), t, -np.inf).max(axis=1, keepdims=True)
+    fired = np.isfinite(t_out)
+    assert (fired & (t_out > last)).any() and (fired & (t_out <= last)).any()  # both paths
+    g = rng.normal(size=t_out.shape)
+    g_t, g_w, _ = cpu.dense_backward_counted(g, t, w, t_out, wsum, None, need_t, need_w)
+    ref_t, ref_w = dense_grad_reference(g, t, w, 1.0, 2.0)
+    if need_t:
+        np.testing.assert_allclose(g_t, ref_t, rtol=1e-9, atol=1e-12)
+        assert (g_t[~np.isfinite(t)] == 0).all()
+    else:
+        assert (g_t == 0).all()
+    if need_w:
+        np.testing.assert_allclose(g_w, ref_w, rtol=1e-9, atol=1e-12)
+    else:
+        assert (g_w == 0).all()
+
+
+def test_blas_threads_restores_the_thread_count():
+    from stdbp.kernels import _blas
+
+    with _blas.blas_threads(1):
+        pass
+    if _blas._FUNCS:  # numpy's OpenBLAS found: the count is limited inside, restored after
+        get = _blas._FUNCS[0]
+        before = get()
+        with _blas.blas_threads(1):
+            assert get() == 1
+        assert get() == before
