@@ -13,9 +13,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from stdbp.kernels._neuron import active
+from stdbp.kernels._neuron import argsort_into
 
 JB = 128  # outputs per forward block: a 784 x 128 float32 slab is 400 KB (L2)
+MIN_SLOT = 16  # groups of at least this many simultaneous inputs are summed by group_sums
+CHUNK = 48  # rows per group_sums chunk: 48 x 128 float32 = 24 KB (L1)
 
 
 @njit(cache=True, nogil=True)
@@ -23,13 +25,15 @@ def pack_blocks(weight):
     """wp[k, i, jj] = weight[k * JB + jj, i], zero where k * JB + jj >= n_out."""
     n_out, n_in = weight.shape
     n_blk = (n_out + JB - 1) // JB
-    wp = np.zeros((n_blk, n_in, JB), weight.dtype)
+    wp = np.empty((n_blk, n_in, JB), weight.dtype)
     for k in range(n_blk):
         j1 = min(JB, n_out - k * JB)
-        for jj in range(j1):
-            row = weight[k * JB + jj]
-            for i in range(n_in):
-                wp[k, i, jj] = row[i]
+        w_k = weight[k * JB:k * JB + j1]
+        for i in range(n_in):  # contiguous writes; the j1 lines read stay in L1 across i
+            for jj in range(j1):
+                wp[k, i, jj] = w_k[jj, i]
+            for jj in range(j1, JB):
+                wp[k, i, jj] = 0.0
     return wp
 
 
@@ -41,22 +45,28 @@ def sort_samples(t_in, t_max, lo, hi):
     svals = np.empty((hi - lo, n_in + 1), t_in.dtype)
     n_acts = np.empty(hi - lo, np.int64)
     for b in range(lo, hi):
-        order, n_act = active(t_in[b], t_max)
-        orders[b - lo] = order
+        row = t_in[b]
+        order = orders[b - lo]
+        argsort_into(row, order)
+        sv = svals[b - lo]
+        n_act = 0
+        while n_act < n_in and row[order[n_act]] < t_max:
+            sv[n_act] = row[order[n_act]]
+            n_act += 1
         n_acts[b - lo] = n_act
-        for k in range(n_act):
-            svals[b - lo, k] = t_in[b, order[k]]
-        svals[b - lo, n_act] = t_max  # sentinel: the end of the last interval
+        sv[n_act] = t_max  # sentinel: the end of the last interval
     return orders, svals, n_acts
 
 
 @njit(cache=True, nogil=True)
-def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum):
+def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+               gsum, slot_k0, s_first, s_end):
     """`_neuron.walk` for the JB outputs of one packed block wb[i, jj] (n_live of them real).
 
     sv[k] = time of the k-th input in time order (sv[n_act] = t_max). Same arithmetic in the
     same order as `walk`, per output; a group of simultaneous inputs is summed four rows per
-    pass (g + a + b + c + d left to right is the sequential sum).
+    pass (g + a + b + c + d left to right is the sequential sum). The big groups, slots
+    s_first..s_end-1 starting at positions slot_k0[s], come summed already in gsum[s].
     """
     thr, inf = p[0], p[2]
     for jj in range(JB):
@@ -66,6 +76,7 @@ def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum
         wsum[jj] = 0.0
     remaining = n_live
     k = 0
+    s = s_first
     # rows are indexed as wb[i, jj], never sliced: a slice is a new array view whose
     # reference counting costs more than the 128-wide arithmetic on it
     while k < n_act and remaining > 0:
@@ -73,7 +84,12 @@ def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum
         end = k + 1
         while end < n_act and sv[end] == ti:
             end += 1
-        if end - k > 1:
+        if s < s_end and slot_k0[s] == k:
+            for jj in range(JB):
+                w_acc[jj] += gsum[s, jj]
+                t_acc[jj] += gsum[s, jj] * ti
+            s += 1
+        elif end - k > 1:
             i0 = order[k]
             for jj in range(JB):
                 g_acc[jj] = wb[i0, jj]
@@ -122,11 +138,84 @@ def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum
 
 
 @njit(cache=True, nogil=True)
+def find_slots(svals, n_acts, orders):
+    """The groups of at least MIN_SLOT simultaneous inputs of every sample, in sample and
+    time order: (sample, first position, end position) arrays and each sample's first slot."""
+    n_b = n_acts.shape[0]
+    count = 0
+    for pass_ in range(2):
+        if pass_ == 1:
+            slot_b = np.empty(count, np.int64)
+            slot_k0 = np.empty(count, np.int64)
+            slot_k1 = np.empty(count, np.int64)
+            first = np.empty(n_b + 1, np.int64)
+            count = 0
+        for b in range(n_b):
+            if pass_ == 1:
+                first[b] = count
+            sv = svals[b]
+            k = 0
+            while k < n_acts[b]:
+                end = k + 1
+                while end < n_acts[b] and sv[end] == sv[k]:
+                    end += 1
+                ascending = True  # group_sums needs the members in increasing index order
+                for q in range(k + 1, end):  # (only -0.0 and +0.0 together can break it)
+                    ascending &= orders[b, q - 1] < orders[b, q]
+                if end - k >= MIN_SLOT and ascending:
+                    if pass_ == 1:
+                        slot_b[count] = b
+                        slot_k0[count] = k
+                        slot_k1[count] = end
+                    count += 1
+                k = end
+    first[n_b] = count
+    return slot_b, slot_k0, slot_k1, first
+
+
+@njit(cache=True, nogil=True)
+def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
+    """gsum[s] = sum of the rows wb[i] of slot s's inputs, in increasing i (their order in the
+    walk: the argsort is stable), summed left to right exactly as the walk would.
+
+    Rows are swept in chunks of CHUNK (an L1-sized piece of the slab); every slot adds the
+    rows it owns in the chunk, so each row comes from L2 once per block instead of once per
+    sample. Starting from 0 instead of the first row changes at most the sign of a zero sum,
+    which the walk cannot see (W += +-0 and T += +-0 leave both unchanged)."""
+    n_in = wb.shape[0]
+    n_s = slot_b.shape[0]
+    for q in range(n_s):
+        cursor[q] = slot_k0[q]
+        for jj in range(JB):
+            gsum[q, jj] = 0.0
+    for c0 in range(0, n_in, CHUNK):
+        c1 = c0 + CHUNK
+        for q in range(n_s):
+            o = orders[slot_b[q]]
+            k = cursor[q]
+            end = slot_k1[q]
+            while k + 4 <= end and o[k + 3] < c1:
+                i0, i1, i2, i3 = o[k], o[k + 1], o[k + 2], o[k + 3]
+                for jj in range(JB):
+                    gsum[q, jj] = gsum[q, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj] + wb[i3, jj]
+                k += 4
+            while k < end and o[k] < c1:
+                i0 = o[k]
+                for jj in range(JB):
+                    gsum[q, jj] += wb[i0, jj]
+                k += 1
+            cursor[q] = k
+
+
+@njit(cache=True, nogil=True)
 def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     """Samples [lo, hi), all outputs: blocks outer, samples inner (the slab stays in L2)."""
     n_out = t_out.shape[1]
     orders, svals, n_acts = sort_samples(t_in, p[1], lo, hi)
+    slot_b, slot_k0, slot_k1, first = find_slots(svals, n_acts, orders)
     dt = t_in.dtype
+    gsum = np.empty((slot_b.shape[0], JB), dt)
+    cursor = np.empty(slot_b.shape[0], np.int64)
     w_acc = np.empty(JB, dt)
     t_acc = np.empty(JB, dt)
     g_acc = np.empty(JB, dt)
@@ -136,9 +225,11 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
         j0 = k * JB
         n_live = min(JB, n_out - j0)
         wb = wp[k]
+        group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor)
         for b in range(lo, hi):
             walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], wb, n_live, p,
-                       w_acc, t_acc, g_acc, t_blk, w_blk)
+                       w_acc, t_acc, g_acc, t_blk, w_blk, gsum, slot_k0, first[b - lo],
+                       first[b - lo + 1])
             for jj in range(n_live):
                 t_out[b, j0 + jj] = t_blk[jj]
                 wsum[b, j0 + jj] = w_blk[jj]

@@ -221,6 +221,7 @@ def test_blocked_forward_is_bit_identical_to_the_event_walk(n_out, t_max):
     t = _mnist_like(rng, 9, 150, 0.3)
     t[:3] = np.round(t[:3] * 4) / 4  # big tie groups
     t[3, :] = np.inf  # a sample without any input spike
+    t[4, :40:2], t[4, 1:40:2] = -0.0, 0.0  # one group of mixed zeros (radix: -0 before +0)
     w = rng.normal(0.02, 0.05, (n_out, 150)).astype(np.float32)
     got, got_w = cpu.dense_forward(t, w, 1.0, t_max)
     ref, ref_w = _walk_per_sample(t, w, 1.0, t_max)
@@ -269,3 +270,18 @@ def test_blas_threads_restores_the_thread_count():
         with _blas.blas_threads(1):
             assert get() == 1
         assert get() == before
+
+
+@pytest.mark.parametrize("n", [5, 48, 49, 140, 784])
+def test_argsort_is_the_stable_argsort(n):
+    from stdbp.kernels._neuron import argsort
+
+    rng = np.random.default_rng(n)
+    for case in range(12):
+        v = (rng.integers(0, 8, n) / 7).astype(np.float32)  # ties; most equal to the max
+        v[rng.random(n) < 0.6] = v.max()
+        if case % 3 == 1:
+            v = rng.normal(size=n)  # distinct
+        elif case % 3 == 2:
+            v[rng.random(n) < 0.9] = np.inf  # mostly silent
+        np.testing.assert_array_equal(argsort(v), np.argsort(v, kind="stable"))
