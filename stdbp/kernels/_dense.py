@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from stdbp.kernels._neuron import argsort_into
+from stdbp.kernels._simd import prefer_512
 
 JB = 128  # outputs per forward block: a 784 x 128 float32 slab is 400 KB (L2)
 MIN_SLOT = 16  # groups of at least this many simultaneous inputs are summed by group_sums
@@ -39,11 +40,12 @@ def pack_blocks(weight):
 
 @njit(cache=True, nogil=True)
 def sort_samples(t_in, t_max, lo, hi):
-    """Per sample b in [lo, hi): order[b - lo] (argsort), sorted times and n_act."""
+    """Per sample b in [lo, hi): order[b - lo] (argsort), sorted times, n_act, group ends."""
     n_in = t_in.shape[1]
     orders = np.empty((hi - lo, n_in), np.int64)
     svals = np.empty((hi - lo, n_in + 1), t_in.dtype)
     n_acts = np.empty(hi - lo, np.int64)
+    gends = np.empty((hi - lo, n_in + 1), np.int32)
     for b in range(lo, hi):
         row = t_in[b]
         order = orders[b - lo]
@@ -55,11 +57,15 @@ def sort_samples(t_in, t_max, lo, hi):
             n_act += 1
         n_acts[b - lo] = n_act
         sv[n_act] = t_max  # sentinel: the end of the last interval
-    return orders, svals, n_acts
+        ge = gends[b - lo]  # ge[k] = end of the group of simultaneous inputs holding k
+        ge[n_act] = n_act + 1
+        for k in range(n_act - 1, -1, -1):
+            ge[k] = ge[k + 1] if (k + 1 < n_act and sv[k + 1] == sv[k]) else k + 1
+    return orders, svals, n_acts, gends
 
 
-@njit(cache=True, nogil=True)
-def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+@njit(cache=True, nogil=True, error_model="numpy")
+def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
                gsum, slot_k0, s_first, s_end):
     """`_neuron.walk` for the JB outputs of one packed block wb[i, jj] (n_live of them real).
 
@@ -68,6 +74,7 @@ def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum
     pass (g + a + b + c + d left to right is the sequential sum). The big groups, slots
     s_first..s_end-1 starting at positions slot_k0[s], come summed already in gsum[s].
     """
+    prefer_512()
     thr, inf = p[0], p[2]
     for jj in range(JB):
         w_acc[jj] = 0.0
@@ -81,51 +88,58 @@ def walk_block(sv, order, n_act, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum
     # reference counting costs more than the 128-wide arithmetic on it
     while k < n_act and remaining > 0:
         ti = sv[k]
-        end = k + 1
-        while end < n_act and sv[end] == ti:
-            end += 1
+        end = ge[k]
+        # src[r] = the summed weights of the group: a precomputed slot, g_acc or one row
         if s < s_end and slot_k0[s] == k:
-            for jj in range(JB):
-                w_acc[jj] += gsum[s, jj]
-                t_acc[jj] += gsum[s, jj] * ti
+            src, r = gsum, s
             s += 1
         elif end - k > 1:
             i0 = order[k]
             for jj in range(JB):
-                g_acc[jj] = wb[i0, jj]
+                g_acc[0, jj] = wb[i0, jj]
             q = k + 1
             while q + 4 <= end:
                 i0, i1, i2, i3 = order[q], order[q + 1], order[q + 2], order[q + 3]
                 for jj in range(JB):
-                    g_acc[jj] = g_acc[jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj] + wb[i3, jj]
+                    g_acc[0, jj] = (g_acc[0, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj]
+                                    + wb[i3, jj])
                 q += 4
             while q < end:
                 i0 = order[q]
                 for jj in range(JB):
-                    g_acc[jj] += wb[i0, jj]
+                    g_acc[0, jj] += wb[i0, jj]
                 q += 1
-            for jj in range(JB):
-                w_acc[jj] += g_acc[jj]
-                t_acc[jj] += g_acc[jj] * ti
+            src, r = g_acc, 0
         else:
-            i0 = order[k]
-            for jj in range(JB):
-                w = wb[i0, jj]
-                w_acc[jj] += w
-                t_acc[jj] += w * ti
+            src, r = wb, order[k]
         k = end
         e = sv[k]
         if e == inf:
+            for jj in range(JB):
+                g = src[r, jj]
+                w_acc[jj] += g
+                t_acc[jj] += g * ti
+            # unbounded last interval: every unfired output with W > 0 fires (branch free;
+            # the walk ends here, so `remaining` is not needed any more)
             lo = np.nextafter(ti, inf)
             for jj in range(JB):
-                if t_out[jj] == inf and w_acc[jj] > 0:
-                    t_out[jj] = max((thr + t_acc[jj]) / w_acc[jj], lo)
-                    wsum[jj] = w_acc[jj]
-                    remaining -= 1
+                wj = w_acc[jj]
+                fire = (t_out[jj] == inf) & (wj > 0)
+                tf = max((thr + t_acc[jj]) / wj, lo)
+                t_out[jj] = tf if fire else t_out[jj]
+                wsum[jj] = wj if fire else wsum[jj]
+            break
         else:
-            hits = False  # a bool "or" reduction vectorises at full width
+            # W += G, T += t G and the end-of-interval test in one pass (a bool "or"
+            # reduction vectorises at full width); the firing pass runs only on a hit
+            hits = False
             for jj in range(JB):
-                hits |= (w_acc[jj] * e - t_acc[jj] >= thr) & (t_out[jj] == inf)
+                g = src[r, jj]
+                wn = w_acc[jj] + g
+                tn = t_acc[jj] + g * ti
+                w_acc[jj] = wn
+                t_acc[jj] = tn
+                hits |= (wn * e - tn >= thr) & (t_out[jj] == inf)
             if not hits:
                 continue
             lo = np.nextafter(ti, inf)
@@ -182,6 +196,7 @@ def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
     rows it owns in the chunk, so each row comes from L2 once per block instead of once per
     sample. Starting from 0 instead of the first row changes at most the sign of a zero sum,
     which the walk cannot see (W += +-0 and T += +-0 leave both unchanged)."""
+    prefer_512()
     n_in = wb.shape[0]
     n_s = slot_b.shape[0]
     for q in range(n_s):
@@ -211,14 +226,14 @@ def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
 def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     """Samples [lo, hi), all outputs: blocks outer, samples inner (the slab stays in L2)."""
     n_out = t_out.shape[1]
-    orders, svals, n_acts = sort_samples(t_in, p[1], lo, hi)
+    orders, svals, n_acts, gends = sort_samples(t_in, p[1], lo, hi)
     slot_b, slot_k0, slot_k1, first = find_slots(svals, n_acts, orders)
     dt = t_in.dtype
     gsum = np.empty((slot_b.shape[0], JB), dt)
     cursor = np.empty(slot_b.shape[0], np.int64)
     w_acc = np.empty(JB, dt)
     t_acc = np.empty(JB, dt)
-    g_acc = np.empty(JB, dt)
+    g_acc = np.empty((1, JB), dt)
     t_blk = np.empty(JB, dt)
     w_blk = np.empty(JB, dt)
     for k in range(wp.shape[0]):
@@ -227,9 +242,9 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
         wb = wp[k]
         group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor)
         for b in range(lo, hi):
-            walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], wb, n_live, p,
-                       w_acc, t_acc, g_acc, t_blk, w_blk, gsum, slot_k0, first[b - lo],
-                       first[b - lo + 1])
+            walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], gends[b - lo], wb,
+                       n_live, p, w_acc, t_acc, g_acc, t_blk, w_blk, gsum, slot_k0,
+                       first[b - lo], first[b - lo + 1])
             for jj in range(n_live):
                 t_out[b, j0 + jj] = t_blk[jj]
                 wsum[b, j0 + jj] = w_blk[jj]
