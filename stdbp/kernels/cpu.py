@@ -51,12 +51,25 @@ def _as_float(a, name: str, dtype=None, check_nan: bool = False) -> np.ndarray:
         # specialisation of every kernel; a copy is far cheaper than that compile
         a = a.copy()
     if check_nan:
-        # spike times: finite or +inf (no spike); weights: finite. Cheap next to the kernels.
-        bad = np.isnan(a).any() or np.isneginf(a).any()
-        if bad or (name == "weight" and not np.isfinite(a).all()):
+        # spike times: finite or +inf (no spike); weights: finite. One compiled pass.
+        if not _all_in_range(a.reshape(-1), name == "weight"):
             raise ValueError(f"{name} contains NaN or infinite values (spike times must be "
                              f"finite or +inf, weights finite)")
     return a
+
+
+@njit(cache=True, nogil=True)
+def _all_in_range(a, finite):
+    """Every value > -inf (so not NaN either) and, if `finite`, < +inf too."""
+    hi = np.inf
+    bad = False  # a bool "or" reduction: vectorised, no early exit needed
+    if finite:
+        for i in range(a.shape[0]):
+            bad |= not (abs(a[i]) < hi)
+    else:
+        for i in range(a.shape[0]):
+            bad |= not (a[i] > -hi)
+    return not bad
 
 
 def _params(dtype, threshold: float, t_max: float) -> np.ndarray:
