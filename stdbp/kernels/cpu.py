@@ -189,36 +189,76 @@ def dense_backward(grad_out, t_in, weight, t_out, wsum, delta_clip: float | None
     return g_t, g_w
 
 
+@njit(cache=True, nogil=True)
 def _causal_split(delta, t_in, t_out):
-    """Split delta into (d_all, d_mixed): d_all[b, j] = delta[b, j] where output j of sample b
-    fires after every finite input of b (all of them causal, the usual case in the input
-    layer), else 0; d_mixed holds the rest. Silent outputs have delta 0 in neither."""
-    finite = np.isfinite(t_in)
-    last = np.where(finite, t_in, -np.inf).max(axis=1, initial=-np.inf)
-    all_causal = (t_out > last[:, None]) & (delta != 0)  # delta != 0: t_out finite
-    d_all = np.where(all_causal, delta, 0).astype(delta.dtype, copy=False)
-    d_mixed = np.where(all_causal, 0, delta).astype(delta.dtype, copy=False)
-    return d_all, d_mixed, finite, all_causal
+    """Split the deltas by the causal mask of their pair (b, j).
+
+    A pair is "all-causal" when output j of sample b fires after every finite input of b
+    (the usual case in the input layer): its mask is 1 for every finite input, 0 for the
+    silent ones, and Eq. 13-14 become matrix products. Returns
+      d_aug [K, out], t_aug [K, in]: g_w = d_aug.T @ t_aug and g_t = d_aug[:B] @ w (then 0
+          at silent inputs) for the all-causal pairs, where
+          K = B + 1 if every input spikes: d_aug = [d; c], t_aug = [t_in; -1],
+              c_j = sum_b d_bj t_bj (the -sum_b d_bj t_bj term as one extra row),
+          K = 2 B otherwise: d_aug = [d; d * t_out], t_aug = [t_in * f; -f], f = [finite];
+      d_mixed [B, out]: the other deltas (masked event kernel);
+      every_input_spikes, n_all, n_mixed.
+    delta != 0 only for fired outputs, so t_out is finite wherever it is multiplied."""
+    batch, n_in = t_in.shape
+    n_out = t_out.shape[1]
+    inf = np.inf
+    last = np.full(batch, -inf)
+    every = True
+    for b in range(batch):
+        m = -inf
+        for i in range(n_in):
+            x = t_in[b, i]
+            if x < inf:
+                m = max(m, x)
+            else:
+                every = False
+        last[b] = m
+    k = batch + 1 if every else 2 * batch
+    d_aug = np.zeros((k, n_out), delta.dtype)
+    d_mixed = np.zeros((batch, n_out), delta.dtype)
+    n_all = 0
+    n_mixed = 0
+    for b in range(batch):
+        for j in range(n_out):
+            d = delta[b, j]
+            if d == 0:
+                continue
+            if t_out[b, j] > last[b]:
+                d_aug[b, j] = d
+                n_all += 1
+                if every:
+                    d_aug[batch, j] += d * t_out[b, j]
+                else:
+                    d_aug[batch + b, j] = d * t_out[b, j]
+            else:
+                d_mixed[b, j] = d
+                n_mixed += 1
+    t_aug = np.empty((k, n_in), t_in.dtype)
+    if every:
+        t_aug[:batch] = t_in
+        t_aug[batch] = -1.0
+    else:
+        for b in range(batch):
+            for i in range(n_in):
+                x = t_in[b, i]
+                fin = x < inf
+                t_aug[b, i] = x if fin else 0.0
+                t_aug[batch + b, i] = -1.0 if fin else 0.0
+    return d_aug, t_aug, d_mixed, every, n_all, n_mixed
 
 
-def _all_causal_grads(d_all, t_in, weight, t_out, finite, all_causal, need_t, need_w):
-    """Eq. 13-14 for the all-causal pairs as matrix products (BLAS):
-        g_t[b, i] = [t_bi finite] sum_j d_bj w_ji,
-        g_w[j, i] = sum_b d_bj [t_bi finite] t_bi - sum_b d_bj t_bj [t_bi finite].
-    The same sums as the masked event form, rounded differently (BLAS order, FMA)."""
-    g_t = g_w = None
-    if need_t:
-        g_t = d_all @ weight
-        g_t *= finite  # a silent input is causal for no output: exactly 0
-    if need_w:
-        dt_out = d_all * np.where(all_causal, t_out, 0).astype(d_all.dtype, copy=False)
-        if finite.all():
-            g_w = d_all.T @ t_in
-            g_w -= dt_out.sum(axis=0)[:, None]
-        else:
-            g_w = d_all.T @ np.where(finite, t_in, 0).astype(t_in.dtype, copy=False)
-            g_w -= dt_out.T @ finite.astype(t_in.dtype)
-    return g_t, g_w
+@njit(cache=True, nogil=True)
+def _zero_silent(g_t, t_in):
+    """g_t[b, i] = 0 where input i of sample b never spikes (it is causal for no output)."""
+    for b in range(t_in.shape[0]):
+        for i in range(t_in.shape[1]):
+            if t_in[b, i] == np.inf:
+                g_t[b, i] = 0.0
 
 
 def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
@@ -226,36 +266,41 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
     """dense_backward that also returns how many deltas the clip changed; a gradient that is
     not needed (need_grad_t / need_grad_w False) is skipped and returned as zeros.
 
-    Pairs (b, j) where output j fires after every input of sample b (mask all ones) go
-    through two matrix products; the others through the masked event kernel."""
+    Pairs (b, j) whose mask is all ones (output j fires after every input of sample b) go
+    through BLAS matrix products (see _causal_split; same sums, rounded in BLAS order);
+    the others through the masked event kernel."""
     t_in = _as_float(t_in, "t_in")
     dt = t_in.dtype
     t_out = _as_float(t_out, "t_out", dt)
     delta, n_clipped = dense_delta(_as_float(grad_out, "grad_out", dt), t_out,
                                    _as_float(wsum, "wsum", dt), delta_clip)
     weight = _as_float(weight, "weight", dt)
-    g_t = np.zeros_like(t_in)
-    g_w = np.zeros_like(weight)
     if not (need_grad_t or need_grad_w) or t_in.shape[0] == 0:
-        return g_t, g_w, n_clipped
-    d_all, d_mixed, finite, all_causal = _causal_split(delta, t_in, t_out)
-    if all_causal.any():
+        return np.zeros_like(t_in), np.zeros_like(weight), n_clipped
+    batch = t_in.shape[0]
+    d_aug, t_aug, d_mixed, every, n_all, n_mixed = _causal_split(delta, t_in, t_out)
+    g_t = g_w = None
+    if n_all:
         with blas_threads(num_threads()):
-            a_t, a_w = _all_causal_grads(d_all, t_in, weight, t_out, finite, all_causal,
-                                         need_grad_t, need_grad_w)
-        g_t = a_t if a_t is not None else g_t
-        g_w = a_w if a_w is not None else g_w
-    if d_mixed.any():
+            if need_grad_t:
+                g_t = d_aug[:batch] @ weight
+                if not every:
+                    _zero_silent(g_t, t_in)
+            if need_grad_w:
+                g_w = d_aug.T @ t_aug
+    g_t = np.zeros_like(t_in) if g_t is None else g_t
+    g_w = np.zeros_like(weight) if g_w is None else g_w
+    if n_mixed:
         parts = _split(weight.shape[0])
-        m_w = np.zeros_like(weight)
-        g_t_parts = np.zeros((len(parts), t_in.shape[0], t_in.shape[1]) if need_grad_t
+        m_w = np.zeros_like(weight) if n_all else g_w
+        g_t_parts = np.zeros((len(parts), batch, t_in.shape[1]) if need_grad_t
                              else (len(parts), 0, 0), dtype=dt)
         _run(_dense_backward_block, parts, d_mixed, t_in, weight, t_out, m_w, g_t_parts,
              bool(need_grad_t), bool(need_grad_w))
-        if need_grad_w:
+        if need_grad_w and n_all:
             g_w += m_w
         if need_grad_t:
-            g_t += g_t_parts.sum(axis=0)
+            g_t += g_t_parts.sum(axis=0) if len(parts) > 1 else g_t_parts[0]
     return g_t, g_w, n_clipped
 
 
