@@ -18,22 +18,24 @@ from stdbp.kernels._simd import prefer_512
 
 JB = 128  # outputs per forward block: a 784 x 128 float32 slab is 400 KB (L2)
 MIN_SLOT = 16  # groups of at least this many simultaneous inputs are summed by group_sums
-CHUNK = 48  # rows per group_sums chunk: 48 x 128 float32 = 24 KB (L1)
+CHUNK_BYTES = 24576  # rows per group_sums chunk: 24 KB of the slab (48 x 128 float32, L1)
 
 
 @njit(cache=True, nogil=True)
 def pack_blocks(weight):
-    """wp[k, i, jj] = weight[k * JB + jj, i], zero where k * JB + jj >= n_out."""
+    """wp[k, i, jj] = weight[k * jb + jj, i], zero where k * jb + jj >= n_out; the block
+    width jb = min(JB, n_out rounded up to 16) (a 10-output layer gets 16, not 128)."""
     n_out, n_in = weight.shape
-    n_blk = (n_out + JB - 1) // JB
-    wp = np.empty((n_blk, n_in, JB), weight.dtype)
+    jb = min(JB, (n_out + 15) // 16 * 16)
+    n_blk = (n_out + jb - 1) // jb
+    wp = np.empty((n_blk, n_in, jb), weight.dtype)
     for k in range(n_blk):
-        j1 = min(JB, n_out - k * JB)
-        w_k = weight[k * JB:k * JB + j1]
+        j1 = min(jb, n_out - k * jb)
+        w_k = weight[k * jb:k * jb + j1]
         for i in range(n_in):  # contiguous writes; the j1 lines read stay in L1 across i
             for jj in range(j1):
                 wp[k, i, jj] = w_k[jj, i]
-            for jj in range(j1, JB):
+            for jj in range(j1, jb):
                 wp[k, i, jj] = 0.0
     return wp
 
@@ -67,7 +69,7 @@ def sort_samples(t_in, t_max, lo, hi):
 @njit(cache=True, nogil=True, error_model="numpy")
 def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
                gsum, slot_k0, s_first, s_end):
-    """`_neuron.walk` for the JB outputs of one packed block wb[i, jj] (n_live of them real).
+    """`_neuron.walk` for the jb outputs of one packed block wb[i, jj] (n_live of them real).
 
     sv[k] = time of the k-th input in time order (sv[n_act] = t_max). Same arithmetic in the
     same order as `walk`, per output; a group of simultaneous inputs is summed four rows per
@@ -75,8 +77,9 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
     s_first..s_end-1 starting at positions slot_k0[s], come summed already in gsum[s].
     """
     prefer_512()
+    jb = wb.shape[1]
     thr, inf = p[0], p[2]
-    for jj in range(JB):
+    for jj in range(jb):
         w_acc[jj] = 0.0
         t_acc[jj] = 0.0
         t_out[jj] = inf
@@ -95,18 +98,18 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
             s += 1
         elif end - k > 1:
             i0 = order[k]
-            for jj in range(JB):
+            for jj in range(jb):
                 g_acc[0, jj] = wb[i0, jj]
             q = k + 1
             while q + 4 <= end:
                 i0, i1, i2, i3 = order[q], order[q + 1], order[q + 2], order[q + 3]
-                for jj in range(JB):
+                for jj in range(jb):
                     g_acc[0, jj] = (g_acc[0, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj]
                                     + wb[i3, jj])
                 q += 4
             while q < end:
                 i0 = order[q]
-                for jj in range(JB):
+                for jj in range(jb):
                     g_acc[0, jj] += wb[i0, jj]
                 q += 1
             src, r = g_acc, 0
@@ -115,14 +118,14 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
         k = end
         e = sv[k]
         if e == inf:
-            for jj in range(JB):
+            for jj in range(jb):
                 g = src[r, jj]
                 w_acc[jj] += g
                 t_acc[jj] += g * ti
             # unbounded last interval: every unfired output with W > 0 fires (branch free;
             # the walk ends here, so `remaining` is not needed any more)
             lo = np.nextafter(ti, inf)
-            for jj in range(JB):
+            for jj in range(jb):
                 wj = w_acc[jj]
                 fire = (t_out[jj] == inf) & (wj > 0)
                 tf = max((thr + t_acc[jj]) / wj, lo)
@@ -133,7 +136,7 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
             # W += G, T += t G and the end-of-interval test in one pass (a bool "or"
             # reduction vectorises at full width); the firing pass runs only on a hit
             hits = False
-            for jj in range(JB):
+            for jj in range(jb):
                 g = src[r, jj]
                 wn = w_acc[jj] + g
                 tn = t_acc[jj] + g * ti
@@ -143,7 +146,7 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
             if not hits:
                 continue
             lo = np.nextafter(ti, inf)
-            for jj in range(JB):
+            for jj in range(jb):
                 wj = w_acc[jj]
                 if t_out[jj] == inf and wj > 0 and wj * e - t_acc[jj] >= thr:
                     t_out[jj] = min(max((thr + t_acc[jj]) / wj, lo), e)
@@ -192,31 +195,32 @@ def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
     """gsum[s] = sum of the rows wb[i] of slot s's inputs, in increasing i (their order in the
     walk: the argsort is stable), summed left to right exactly as the walk would.
 
-    Rows are swept in chunks of CHUNK (an L1-sized piece of the slab); every slot adds the
+    Rows are swept in chunks of CHUNK_BYTES (an L1-sized piece of the slab); every slot adds the
     rows it owns in the chunk, so each row comes from L2 once per block instead of once per
     sample. Starting from 0 instead of the first row changes at most the sign of a zero sum,
     which the walk cannot see (W += +-0 and T += +-0 leave both unchanged)."""
     prefer_512()
-    n_in = wb.shape[0]
+    n_in, jb = wb.shape
     n_s = slot_b.shape[0]
     for q in range(n_s):
         cursor[q] = slot_k0[q]
-        for jj in range(JB):
+        for jj in range(jb):
             gsum[q, jj] = 0.0
-    for c0 in range(0, n_in, CHUNK):
-        c1 = c0 + CHUNK
+    chunk = max(8, CHUNK_BYTES // (jb * wb.itemsize))
+    for c0 in range(0, n_in, chunk):
+        c1 = c0 + chunk
         for q in range(n_s):
             o = orders[slot_b[q]]
             k = cursor[q]
             end = slot_k1[q]
             while k + 4 <= end and o[k + 3] < c1:
                 i0, i1, i2, i3 = o[k], o[k + 1], o[k + 2], o[k + 3]
-                for jj in range(JB):
+                for jj in range(jb):
                     gsum[q, jj] = gsum[q, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj] + wb[i3, jj]
                 k += 4
             while k < end and o[k] < c1:
                 i0 = o[k]
-                for jj in range(JB):
+                for jj in range(jb):
                     gsum[q, jj] += wb[i0, jj]
                 k += 1
             cursor[q] = k
@@ -229,16 +233,17 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     orders, svals, n_acts, gends = sort_samples(t_in, p[1], lo, hi)
     slot_b, slot_k0, slot_k1, first = find_slots(svals, n_acts, orders)
     dt = t_in.dtype
-    gsum = np.empty((slot_b.shape[0], JB), dt)
+    jb = wp.shape[2]
+    gsum = np.empty((slot_b.shape[0], jb), dt)
     cursor = np.empty(slot_b.shape[0], np.int64)
-    w_acc = np.empty(JB, dt)
-    t_acc = np.empty(JB, dt)
-    g_acc = np.empty((1, JB), dt)
-    t_blk = np.empty(JB, dt)
-    w_blk = np.empty(JB, dt)
+    w_acc = np.empty(jb, dt)
+    t_acc = np.empty(jb, dt)
+    g_acc = np.empty((1, jb), dt)
+    t_blk = np.empty(jb, dt)
+    w_blk = np.empty(jb, dt)
     for k in range(wp.shape[0]):
-        j0 = k * JB
-        n_live = min(JB, n_out - j0)
+        j0 = k * jb
+        n_live = min(jb, n_out - j0)
         wb = wp[k]
         group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor)
         for b in range(lo, hi):

@@ -97,73 +97,34 @@ def sort_keys(vals):
 
 @njit(cache=True, nogil=True)
 def radix_order(keys, n_bytes):
-    """Stable LSD radix argsort of uint64 keys (see radix_order_into). Dtype independent."""
+    """Stable LSD radix argsort of uint64 keys, 8-bit digits; a pass whose digit is the same
+    for every key moves nothing and is skipped. Dtype independent: compiled once."""
     n = keys.shape[0]
-    order = np.empty(n, np.int64)
-    radix_order_into(keys.copy(), n_bytes, order, np.empty(n, np.uint64),
-                     np.empty(n, np.int64), np.empty((4, 256), np.int64))
-    return order
-
-
-@njit(cache=True, nogil=True)
-def radix_order_into(keys, n_bytes, order, k2, o2, cnt):
-    """order = stable argsort of keys (uint64, destroyed), 8-bit LSD digits; a pass whose digit
-    is the same for every key moves nothing and is skipped. k2, o2: scratch of len(keys);
-    cnt: int64 [4, 256].
-
-    The sequence is cut into four contiguous quarters, each with its own digit counters:
-    with many equal digits (ties: 80 % of MNIST pixels are black) a single counter makes one
-    long store-to-load dependency chain; four run side by side. Stability holds because the
-    quarters are placed one after another within each digit's bucket."""
-    n = keys.shape[0]
-    for i in range(n):
-        order[i] = i
-    q = n // 4
-    b1, b2, b3 = q, 2 * q, 3 * q
+    order = np.arange(n)
+    k2 = np.empty(n, np.uint64)
+    o2 = np.empty(n, np.int64)
+    count = np.empty(256, np.int64)
     for byte in range(n_bytes):
         shift = np.uint64(8 * byte)
-        m = np.uint64(255)
-        cnt[:] = 0
-        for i in range(q):
-            cnt[0, (keys[i] >> shift) & m] += 1
-            cnt[1, (keys[b1 + i] >> shift) & m] += 1
-            cnt[2, (keys[b2 + i] >> shift) & m] += 1
-            cnt[3, (keys[b3 + i] >> shift) & m] += 1
-        for i in range(b3 + q, n):
-            cnt[3, (keys[i] >> shift) & m] += 1
-        total = 0
-        trivial = False
-        for d in range(256):
-            c0, c1, c2, c3 = cnt[0, d], cnt[1, d], cnt[2, d], cnt[3, d]
-            if c0 + c1 + c2 + c3 == n:
-                trivial = True
-                break
-            cnt[0, d] = total
-            cnt[1, d] = total + c0
-            cnt[2, d] = total + c0 + c1
-            cnt[3, d] = total + c0 + c1 + c2
-            total += c0 + c1 + c2 + c3
-        if trivial:
-            continue
-        for i in range(q):
-            for part in range(4):
-                s = part * q + i
-                key = keys[s]
-                d = (key >> shift) & m
-                pos = cnt[part, d]
-                cnt[part, d] = pos + 1
-                k2[pos] = key
-                o2[pos] = order[s]
-        for s in range(b3 + q, n):
-            key = keys[s]
-            d = (key >> shift) & m
-            pos = cnt[3, d]
-            cnt[3, d] = pos + 1
-            k2[pos] = key
-            o2[pos] = order[s]
+        count[:] = 0
         for i in range(n):
-            keys[i] = k2[i]
-            order[i] = o2[i]
+            count[(keys[i] >> shift) & np.uint64(255)] += 1
+        if count.max() == n:
+            continue
+        total = 0
+        for d in range(256):
+            c = count[d]
+            count[d] = total
+            total += c
+        for i in range(n):
+            d = (keys[i] >> shift) & np.uint64(255)
+            pos = count[d]
+            count[d] = pos + 1
+            k2[pos] = keys[i]
+            o2[pos] = order[i]
+        keys, k2 = k2, keys
+        order, o2 = o2, order
+    return order
 
 
 @njit(cache=True, nogil=True)

@@ -212,7 +212,7 @@ def _walk_per_sample(t, w, theta, t_max):
     return t_out, wsum
 
 
-@pytest.mark.parametrize("n_out,t_max", [(300, math.inf), (130, 0.9), (5, 1.2)])
+@pytest.mark.parametrize("n_out,t_max", [(300, math.inf), (130, 0.9), (40, 1.2), (5, 1.2)])
 def test_blocked_forward_is_bit_identical_to_the_event_walk(n_out, t_max):
     # several output blocks, a partial last block, ties (256 pixel levels) and silent inputs
     from stdbp.kernels._dense import JB
