@@ -126,6 +126,7 @@ def train(
     ann_lr: float = typer.Option(1e-3),
     ann_lr_final: float = typer.Option(1e-4),
     coverage: float = typer.Option(0.9, help="ANN-active hidden neurons that must fire after conversion"),
+    coverage_search: bool = typer.Option(False, help="try coverages 0.5-0.95, keep the conversion with the best calibration accuracy"),
     ann_dropout: float = typer.Option(0.0, help="dropout after the ANN's hidden dense layers (ANN training only)"),
     ann_from: Optional[str] = typer.Option(None, help="reuse a trained ANN (a run's ann.pt) instead of training one"),
     silent_target_push: float = typer.Option(0.0, help="opt-in hinge on silent targets' potential at t_max (0 = paper)"),
@@ -156,7 +157,7 @@ def train(
         cfg = TrainConfig(data=data, arch=arch, epochs=150 if epochs is None else epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
                           beta1=beta1, beta2=beta2, jitter_variance=jitter_variance, threshold=threshold,
                           t_max=t_max, alpha=alpha, silent_zero=silent_zero, delta_clip=delta_clip, init=init,
-                          ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, ann_from=ann_from, ann_dropout=ann_dropout,
+                          ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, coverage_search=coverage_search, ann_from=ann_from, ann_dropout=ann_dropout,
                           silent_target_push=silent_target_push, augment_shift=augment_shift,
                           seed=seed, train_subset=train_subset, test_subset=test_subset, data_dir=data_dir,
                           device=device)

@@ -44,6 +44,7 @@ class TrainConfig:
     ann_lr: float = 1e-3
     ann_lr_final: float = 1e-4
     coverage: float = 0.9
+    coverage_search: bool = False      # try ann_init.COVERAGE_CANDIDATES, keep the best calibration accuracy
     ann_dropout: float = 0.0           # dropout after hidden dense layers of the ANN (regularisation)
     ann_from: str | None = None         # reuse a trained ANN (ann.pt of another run) instead of training one
     silent_target_push: float = 0.0     # opt-in hinge for silent target outputs (loop.silent_target_push)

@@ -330,7 +330,14 @@ def _convert(cfg, ann, model, data, run: Run, rep: Reporter, ann_init) -> None:
     g = torch.Generator().manual_seed(cfg.seed + 7)
     idx = torch.randperm(len(data.y_train), generator=g)[:n_cal]
     t0 = time.perf_counter()
-    report = ann_init.convert(ann, model, data.x_train[idx], data.y_train[idx], coverage=cfg.coverage)
+    if cfg.coverage_search:
+        report = ann_init.convert_search(
+            ann, model, data.x_train[idx], data.y_train[idx],
+            on_candidate=lambda c, acc: rep.line(f"conversion coverage {c:.2f}: calibration accuracy "
+                                                 f"{acc * 100:.1f} %"))
+        rep.line(f"conversion coverage chosen: {report['coverage_chosen']:.2f}")
+    else:
+        report = ann_init.convert(ann, model, data.x_train[idx], data.y_train[idx], coverage=cfg.coverage)
     report["seconds"] = time.perf_counter() - t0
     run.log({"phase": "convert", **report})
     rep.line("conversion scales " + ", ".join(f"{s:.3g}" for s in report["scales"]))
