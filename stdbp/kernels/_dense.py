@@ -66,18 +66,47 @@ def sort_samples(t_in, t_max, lo, hi):
     return orders, svals, n_acts, gends
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
-               gsum, slot_k0, s_first, s_end):
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def horizon(w_acc, t_acc, t_out, pos, absw, e0, thr, cm):
+    """A time H >= e0 before which no unfired output of the block can reach theta.
+
+    After the inputs before e0, V_j(t) = W_j t - T_j; every later input i arrives at
+    t_i >= e0 and adds w_ij (t - t_i) <= max(w_ij, 0) (t - e0), so for t >= e0
+        V_j(t) <= V_j(e0) + (W_j + P_j) (t - e0),   P_j = pos[jj] = sum_i max(w_ij, 0).
+    The walk tests the float value fl(W e) - T of float sums; its distance to the real
+    value is below margin_j = cm * absw[jj] (absw = sum_i |w_ij|, cm = 8 (n_in + 2) eps
+    (max |t| + max |t_i|), about 4x the worst-case rounding of the at most n_in sums and
+    the test), so every test at e <= H with
+        V_j(e0) + (W_j + P_j) (H - e0) <= theta - margin_j
+    fails: skipping it changes nothing. H = e0 when some output is within the margin."""
+    h = np.inf
+    for jj in range(w_acc.shape[0]):
+        if t_out[jj] != np.inf:
+            continue  # fired
+        w = np.float64(w_acc[jj])
+        slack = thr - cm * absw[jj] - (w * e0 - np.float64(t_acc[jj]))
+        if slack <= 0:
+            return e0
+        rate = w + pos[jj]
+        if rate > 0:
+            h = min(h, e0 + slack / rate)
+    return h
+
+
+@njit(nogil=True, error_model="numpy", inline="always")
+def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+               gsum, slot_k0, s_first, s_end, pos, absw, cm, jb):
     """`_neuron.walk` for the jb outputs of one packed block wb[i, jj] (n_live of them real).
 
     sv[k] = time of the k-th input in time order (sv[n_act] = t_max). Same arithmetic in the
     same order as `walk`, per output; a group of simultaneous inputs is summed four rows per
     pass (g + a + b + c + d left to right is the sequential sum). The big groups, slots
     s_first..s_end-1 starting at positions slot_k0[s], come summed already in gsum[s].
+
+    End-of-interval tests are skipped up to the horizon H (see `horizon`): no output can
+    reach theta there, so the tests would all fail; inside it, four single inputs are added
+    per pass. pos, absw, cm: see `horizon`.
     """
-    prefer_512()
-    jb = wb.shape[1]
     thr, inf = p[0], p[2]
     for jj in range(jb):
         w_acc[jj] = 0.0
@@ -87,9 +116,38 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
     remaining = n_live
     k = 0
     s = s_first
+    if n_act == 0:
+        return
+    # before the first input V = 0 everywhere and every input arrives at >= sv[0]
+    h = horizon(w_acc, t_acc, t_out, pos, absw, sv[0], thr, cm)
     # rows are indexed as wb[i, jj], never sliced: a slice is a new array view whose
     # reference counting costs more than the 128-wide arithmetic on it
     while k < n_act and remaining > 0:
+        if (k + 4 < n_act and sv[k + 4] <= h and ge[k] == k + 1 and ge[k + 1] == k + 2
+                and ge[k + 2] == k + 3 and ge[k + 3] == k + 4):
+            # four single inputs, no test due before sv[k + 4] <= h: one pass, the same
+            # additions in the same order as four single-input groups
+            i0, i1, i2, i3 = order[k], order[k + 1], order[k + 2], order[k + 3]
+            t0, t1, t2, t3 = sv[k], sv[k + 1], sv[k + 2], sv[k + 3]
+            for jj in range(jb):
+                w = w_acc[jj]
+                t = t_acc[jj]
+                x = wb[i0, jj]
+                w = w + x
+                t = t + x * t0
+                x = wb[i1, jj]
+                w = w + x
+                t = t + x * t1
+                x = wb[i2, jj]
+                w = w + x
+                t = t + x * t2
+                x = wb[i3, jj]
+                w = w + x
+                t = t + x * t3
+                w_acc[jj] = w
+                t_acc[jj] = t
+            k += 4
+            continue
         ti = sv[k]
         end = ge[k]
         # src[r] = the summed weights of the group: a precomputed slot, g_acc or one row
@@ -132,6 +190,11 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
                 t_out[jj] = tf if fire else t_out[jj]
                 wsum[jj] = wj if fire else wsum[jj]
             break
+        elif e <= h:  # no output can reach theta by e: accumulate only
+            for jj in range(jb):
+                g = src[r, jj]
+                w_acc[jj] += g
+                t_acc[jj] += g * ti
         else:
             # W += G, T += t G and the end-of-interval test in one pass (a bool "or"
             # reduction vectorises at full width); the firing pass runs only on a hit
@@ -143,15 +206,29 @@ def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
                 w_acc[jj] = wn
                 t_acc[jj] = tn
                 hits |= (wn * e - tn >= thr) & (t_out[jj] == inf)
-            if not hits:
-                continue
-            lo = np.nextafter(ti, inf)
-            for jj in range(jb):
-                wj = w_acc[jj]
-                if t_out[jj] == inf and wj > 0 and wj * e - t_acc[jj] >= thr:
-                    t_out[jj] = min(max((thr + t_acc[jj]) / wj, lo), e)
-                    wsum[jj] = wj
-                    remaining -= 1
+            if hits:
+                lo = np.nextafter(ti, inf)
+                for jj in range(jb):
+                    wj = w_acc[jj]
+                    if t_out[jj] == inf and wj > 0 and wj * e - t_acc[jj] >= thr:
+                        t_out[jj] = min(max((thr + t_acc[jj]) / wj, lo), e)
+                        wsum[jj] = wj
+                        remaining -= 1
+            h = horizon(w_acc, t_acc, t_out, pos, absw, e, thr, cm)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+               gsum, slot_k0, s_first, s_end, pos, absw, cm):
+    """`_walk_impl` with the block width a compile-time constant for full blocks (constant
+    trip counts: no remainder loops, full unrolling) and a runtime one otherwise."""
+    prefer_512()
+    if wb.shape[1] == JB:
+        _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+                   gsum, slot_k0, s_first, s_end, pos, absw, cm, JB)
+    else:
+        _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+                   gsum, slot_k0, s_first, s_end, pos, absw, cm, wb.shape[1])
 
 
 @njit(cache=True, nogil=True)
@@ -190,8 +267,8 @@ def find_slots(svals, n_acts, orders):
     return slot_b, slot_k0, slot_k1, first
 
 
-@njit(cache=True, nogil=True)
-def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
+@njit(nogil=True, inline="always")
+def _group_sums_impl(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor, jb):
     """gsum[s] = sum of the rows wb[i] of slot s's inputs, in increasing i (their order in the
     walk: the argsort is stable), summed left to right exactly as the walk would.
 
@@ -199,8 +276,7 @@ def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
     rows it owns in the chunk, so each row comes from L2 once per block instead of once per
     sample. Starting from 0 instead of the first row changes at most the sign of a zero sum,
     which the walk cannot see (W += +-0 and T += +-0 leave both unchanged)."""
-    prefer_512()
-    n_in, jb = wb.shape
+    n_in = wb.shape[0]
     n_s = slot_b.shape[0]
     for q in range(n_s):
         cursor[q] = slot_k0[q]
@@ -227,6 +303,16 @@ def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
 
 
 @njit(cache=True, nogil=True)
+def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
+    """`_group_sums_impl` with a compile-time block width for full blocks."""
+    prefer_512()
+    if wb.shape[1] == JB:
+        _group_sums_impl(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor, JB)
+    else:
+        _group_sums_impl(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor, wb.shape[1])
+
+
+@njit(cache=True, nogil=True)
 def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     """Samples [lo, hi), all outputs: blocks outer, samples inner (the slab stays in L2)."""
     n_out = t_out.shape[1]
@@ -241,15 +327,32 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     g_acc = np.empty((1, jb), dt)
     t_blk = np.empty(jb, dt)
     w_blk = np.empty(jb, dt)
+    n_in = wp.shape[1]
+    pos = np.empty(jb)
+    absw = np.empty(jb)
+    cms = np.empty(hi - lo)  # margin factor of `horizon` per sample
+    eps = np.finfo(dt).eps
+    t_lim = abs(p[1]) if p[1] < np.inf else 0.0
+    for b in range(hi - lo):
+        n_act = n_acts[b]
+        t_abs = max(abs(svals[b, 0]), abs(svals[b, n_act - 1])) if n_act else 0.0
+        cms[b] = 8.0 * (n_in + 2) * eps * (2.0 * t_abs + t_lim)
     for k in range(wp.shape[0]):
         j0 = k * jb
         n_live = min(jb, n_out - j0)
         wb = wp[k]
+        pos[:] = 0.0
+        absw[:] = 0.0
+        for i in range(n_in):
+            for jj in range(jb):
+                x = np.float64(wb[i, jj])
+                pos[jj] += max(x, 0.0)
+                absw[jj] += abs(x)
         group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor)
         for b in range(lo, hi):
             walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], gends[b - lo], wb,
                        n_live, p, w_acc, t_acc, g_acc, t_blk, w_blk, gsum, slot_k0,
-                       first[b - lo], first[b - lo + 1])
+                       first[b - lo], first[b - lo + 1], pos, absw, cms[b - lo])
             for jj in range(n_live):
                 t_out[b, j0 + jj] = t_blk[jj]
                 wsum[b, j0 + jj] = w_blk[jj]

@@ -285,3 +285,33 @@ def test_argsort_is_the_stable_argsort(n):
         elif case % 3 == 2:
             v[rng.random(n) < 0.9] = np.inf  # mostly silent
         np.testing.assert_array_equal(argsort(v), np.argsort(v, kind="stable"))
+
+
+@st.composite
+def wide_layer(draw):
+    # more than 32 outputs: the blocked kernel (group sums, horizon skipping, 4-input passes)
+    n_in = draw(st.integers(1, 60))
+    n_out = draw(st.integers(33, 150))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    levels = draw(st.sampled_from([3, 17, 256, 0]))  # ties or (0) distinct times
+    t = rng.uniform(-0.5, 2.0, (3, n_in))
+    if levels:
+        t = np.round(t * levels) / levels
+    t[rng.random(t.shape) < draw(st.sampled_from([0.0, 0.3]))] = np.inf
+    scale = draw(st.sampled_from([0.05, 0.3, 2.0]))
+    w = rng.normal(draw(st.sampled_from([0.0, 0.5])) * scale, scale, (n_out, n_in))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    t_max = draw(st.sampled_from([math.inf, 0.7, 1.5]))
+    theta = draw(st.sampled_from([0.5, 1.0, 2.0]))
+    return t.astype(dtype), w.astype(dtype), t_max, theta
+
+
+@settings(max_examples=60, deadline=None)
+@given(wide_layer())
+def test_property_blocked_forward_is_bit_identical_to_the_event_walk(case):
+    t, w, t_max, theta = case
+    got, got_w = cpu.dense_forward(t, w, theta, t_max)
+    ref, ref_w = _walk_per_sample(t, w, theta, t_max)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(got_w, ref_w)
