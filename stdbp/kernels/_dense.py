@@ -94,7 +94,7 @@ def horizon(w_acc, t_acc, t_out, pos, absw, e0, thr, cm):
 
 
 @njit(nogil=True, error_model="numpy", inline="always")
-def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
                gsum, slot_k0, s_first, s_end, pos, absw, cm, jb):
     """`_neuron.walk` for the jb outputs of one packed block wb[i, jj] (n_live of them real).
 
@@ -108,6 +108,7 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
     per pass. pos, absw, cm: see `horizon`.
     """
     thr, inf = p[0], p[2]
+    gi = gsum.shape[0] - 1  # scratch row for the sum of a small group
     for jj in range(jb):
         w_acc[jj] = 0.0
         t_acc[jj] = 0.0
@@ -150,34 +151,36 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
             continue
         ti = sv[k]
         end = ge[k]
-        # src[r] = the summed weights of the group: a precomputed slot, g_acc or one row
+        # the summed weights of the group: row r of gsum (a precomputed slot, or the
+        # scratch row gi for a small group) or of wb (one input). A flag, not an array
+        # variable: assigning arrays costs two atomic reference count updates per group
         if s < s_end and slot_k0[s] == k:
-            src, r = gsum, s
+            from_wb, r = False, s
             s += 1
         elif end - k > 1:
             i0 = order[k]
             for jj in range(jb):
-                g_acc[0, jj] = wb[i0, jj]
+                gsum[gi, jj] = wb[i0, jj]
             q = k + 1
             while q + 4 <= end:
                 i0, i1, i2, i3 = order[q], order[q + 1], order[q + 2], order[q + 3]
                 for jj in range(jb):
-                    g_acc[0, jj] = (g_acc[0, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj]
+                    gsum[gi, jj] = (gsum[gi, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj]
                                     + wb[i3, jj])
                 q += 4
             while q < end:
                 i0 = order[q]
                 for jj in range(jb):
-                    g_acc[0, jj] += wb[i0, jj]
+                    gsum[gi, jj] += wb[i0, jj]
                 q += 1
-            src, r = g_acc, 0
+            from_wb, r = False, gi
         else:
-            src, r = wb, order[k]
+            from_wb, r = True, order[k]
         k = end
         e = sv[k]
         if e == inf:
             for jj in range(jb):
-                g = src[r, jj]
+                g = wb[r, jj] if from_wb else gsum[r, jj]
                 w_acc[jj] += g
                 t_acc[jj] += g * ti
             # unbounded last interval: every unfired output with W > 0 fires (branch free;
@@ -192,7 +195,7 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
             break
         elif e <= h:  # no output can reach theta by e: accumulate only
             for jj in range(jb):
-                g = src[r, jj]
+                g = wb[r, jj] if from_wb else gsum[r, jj]
                 w_acc[jj] += g
                 t_acc[jj] += g * ti
         else:
@@ -200,7 +203,7 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
             # reduction vectorises at full width); the firing pass runs only on a hit
             hits = False
             for jj in range(jb):
-                g = src[r, jj]
+                g = wb[r, jj] if from_wb else gsum[r, jj]
                 wn = w_acc[jj] + g
                 tn = t_acc[jj] + g * ti
                 w_acc[jj] = wn
@@ -218,16 +221,16 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
                gsum, slot_k0, s_first, s_end, pos, absw, cm):
     """`_walk_impl` with the block width a compile-time constant for full blocks (constant
     trip counts: no remainder loops, full unrolling) and a runtime one otherwise."""
     prefer_512()
     if wb.shape[1] == JB:
-        _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+        _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
                    gsum, slot_k0, s_first, s_end, pos, absw, cm, JB)
     else:
-        _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, g_acc, t_out, wsum,
+        _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
                    gsum, slot_k0, s_first, s_end, pos, absw, cm, wb.shape[1])
 
 
@@ -320,11 +323,10 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     slot_b, slot_k0, slot_k1, first = find_slots(svals, n_acts, orders)
     dt = t_in.dtype
     jb = wp.shape[2]
-    gsum = np.empty((slot_b.shape[0], jb), dt)
+    gsum = np.empty((slot_b.shape[0] + 1, jb), dt)  # + the walk's scratch row
     cursor = np.empty(slot_b.shape[0], np.int64)
     w_acc = np.empty(jb, dt)
     t_acc = np.empty(jb, dt)
-    g_acc = np.empty((1, jb), dt)
     t_blk = np.empty(jb, dt)
     w_blk = np.empty(jb, dt)
     n_in = wp.shape[1]
@@ -351,7 +353,7 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
         group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor)
         for b in range(lo, hi):
             walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], gends[b - lo], wb,
-                       n_live, p, w_acc, t_acc, g_acc, t_blk, w_blk, gsum, slot_k0,
+                       n_live, p, w_acc, t_acc, t_blk, w_blk, gsum, slot_k0,
                        first[b - lo], first[b - lo + 1], pos, absw, cms[b - lo])
             for jj in range(n_live):
                 t_out[b, j0 + jj] = t_blk[jj]
