@@ -209,24 +209,24 @@ def dense_backward(grad_out, t_in, weight, t_out, wsum, delta_clip: float | None
 
 
 @njit(cache=True, nogil=True)
-def _causal_split(delta, t_in, t_out):
-    """Split the deltas by the causal mask of their pair (b, j).
+def _causal_split(grad_out, wsum, clip, t_in, t_out):
+    """delta (exactly as `dense_delta`, clip < 0: none) split by the causal mask of its pair.
 
-    A pair is "all-causal" when output j of sample b fires after every finite input of b
-    (the usual case in the input layer): its mask is 1 for every finite input, 0 for the
-    silent ones, and Eq. 13-14 become matrix products. Returns
+    A pair (b, j) is "all-causal" when output j of sample b fires after every finite input
+    of b (the usual case in the input layer): its mask is 1 for every finite input, 0 for
+    the silent ones, and Eq. 13-14 become matrix products. Returns
       d_aug [K, out], t_aug [K, in]: g_w = d_aug.T @ t_aug and g_t = d_aug[:B] @ w (then 0
           at silent inputs) for the all-causal pairs, where
           K = B + 1 if every input spikes: d_aug = [d; c], t_aug = [t_in; -1],
               c_j = sum_b d_bj t_bj (the -sum_b d_bj t_bj term as one extra row),
           K = 2 B otherwise: d_aug = [d; d * t_out], t_aug = [t_in * f; -f], f = [finite];
       d_mixed [B, out]: the other deltas (masked event kernel);
-      every_input_spikes, n_all, n_mixed.
+      every_input_spikes, n_all, n_mixed, n_clipped.
     delta != 0 only for fired outputs, so t_out is finite wherever it is multiplied."""
     batch, n_in = t_in.shape
     n_out = t_out.shape[1]
     inf = np.inf
-    last = np.full(batch, -inf)
+    last = np.empty(batch)
     every = True
     for b in range(batch):
         m = -inf
@@ -238,29 +238,40 @@ def _causal_split(delta, t_in, t_out):
                 every = False
         last[b] = m
     k = batch + 1 if every else 2 * batch
-    d_aug = np.zeros((k, n_out), delta.dtype)
-    d_mixed = np.zeros((batch, n_out), delta.dtype)
+    d_aug = np.zeros((k, n_out), t_out.dtype)
+    d_mixed = np.zeros((batch, n_out), t_out.dtype)
     n_all = 0
     n_mixed = 0
+    n_clipped = 0
     for b in range(batch):
         for j in range(n_out):
-            d = delta[b, j]
+            tj = t_out[b, j]
+            ws = wsum[b, j]
+            if not (tj < inf and tj > -inf and ws != 0):
+                continue  # silent: delta 0
+            d = grad_out[b, j] / ws
+            if clip >= 0 and abs(d) > clip:
+                n_clipped += 1
+                d = min(max(d, -clip), clip)
             if d == 0:
                 continue
-            if t_out[b, j] > last[b]:
+            if tj > last[b]:
                 d_aug[b, j] = d
                 n_all += 1
                 if every:
-                    d_aug[batch, j] += d * t_out[b, j]
+                    d_aug[batch, j] += d * tj
                 else:
-                    d_aug[batch + b, j] = d * t_out[b, j]
+                    d_aug[batch + b, j] = d * tj
             else:
                 d_mixed[b, j] = d
                 n_mixed += 1
     t_aug = np.empty((k, n_in), t_in.dtype)
     if every:
-        t_aug[:batch] = t_in
-        t_aug[batch] = -1.0
+        for b in range(batch):
+            for i in range(n_in):
+                t_aug[b, i] = t_in[b, i]
+        for i in range(n_in):
+            t_aug[batch, i] = -1.0
     else:
         for b in range(batch):
             for i in range(n_in):
@@ -268,7 +279,7 @@ def _causal_split(delta, t_in, t_out):
                 fin = x < inf
                 t_aug[b, i] = x if fin else 0.0
                 t_aug[batch + b, i] = -1.0 if fin else 0.0
-    return d_aug, t_aug, d_mixed, every, n_all, n_mixed
+    return d_aug, t_aug, d_mixed, every, n_all, n_mixed, n_clipped
 
 
 @njit(cache=True, nogil=True)
@@ -291,13 +302,17 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
     t_in = _as_float(t_in, "t_in")
     dt = t_in.dtype
     t_out = _as_float(t_out, "t_out", dt)
-    delta, n_clipped = dense_delta(_as_float(grad_out, "grad_out", dt), t_out,
-                                   _as_float(wsum, "wsum", dt), delta_clip)
+    grad_out = _as_float(grad_out, "grad_out", dt)
+    wsum = _as_float(wsum, "wsum", dt)
     weight = _as_float(weight, "weight", dt)
     if not (need_grad_t or need_grad_w) or t_in.shape[0] == 0:
+        _, n_clipped = dense_delta(grad_out, t_out, wsum, delta_clip)
         return np.zeros_like(t_in), np.zeros_like(weight), n_clipped
     batch = t_in.shape[0]
-    d_aug, t_aug, d_mixed, every, n_all, n_mixed = _causal_split(delta, t_in, t_out)
+    # the clip in the working dtype, as numpy compares and clips in dense_delta
+    clip = dt.type(-1.0 if delta_clip is None else delta_clip)
+    d_aug, t_aug, d_mixed, every, n_all, n_mixed, n_clipped = _causal_split(
+        grad_out, wsum, clip, t_in, t_out)
     g_t = g_w = None
     if n_all:
         with blas_threads(num_threads()):
