@@ -13,12 +13,18 @@ an unfired output whose END value reaches the threshold, W_j e - T_j >= theta (n
 W_j <= 0), fires at t_j = (theta + T_j) / W_j, clamped into (t_group, e] so the causal set
 {i : t_i < t_j} recomputed by backward is exactly the set used here. The walk stops once every
 output fired or the next input is at/after t_max (an input at t_max adds nothing by t_max).
+Dense layers with more than 32 outputs walk cache-sized blocks of outputs (`_dense`); the
+results are bit-identical to the plain walk.
 
 Backward (Eq. 13-14): delta_j = g_j / W_C (0 for silent outputs), and with the causal mask
 t_i < t_j recomputed from the saved times,
     dL/dw_ij = sum_b (t_i - t_j) delta_j [t_i < t_j],   dL/dt_i = sum_j w_ij delta_j [t_i < t_j].
 (t_i - t_j) is evaluated as min(t_i, t_j) - t_j, which is 0 for non-causal or silent inputs:
-no infinite time is ever multiplied, so no NaN.
+no infinite time is ever multiplied, so no NaN. Dense: the pairs (b, j) whose output fires
+after every input of the sample (mask all ones on the spiking inputs; in the input layer
+that is nearly all of them) go through two BLAS matrix products on `STDBP_NUM_THREADS`
+threads (same sums, BLAS rounding order: equal to the event form within float rounding,
+not bit for bit); the other pairs through the masked event kernel.
 """
 
 from __future__ import annotations
