@@ -105,7 +105,7 @@ def horizon(w_acc, t_acc, t_out, pos, absw, e0, thr, cm):
 
 @njit(nogil=True, error_model="numpy", inline="always")
 def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
-               gsum, slot_k0, s_first, s_end, pos, absw, cm, jb):
+               gsum, slot_k0, slot_row, s_first, s_end, pos, absw, cm, jb):
     """`_neuron.walk` for the jb outputs of one packed block wb[i, jj] (n_live of them real).
 
     sv[k] = time of the k-th input in time order (sv[n_act] = t_max). Same arithmetic in the
@@ -165,7 +165,7 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
         # scratch row gi for a small group) or of wb (one input). A flag, not an array
         # variable: assigning arrays costs two atomic reference count updates per group
         if s < s_end and slot_k0[s] == k:
-            from_wb, r = False, s
+            from_wb, r = False, slot_row[s]
             s += 1
         elif end - k > 1:
             i0 = order[k]
@@ -232,12 +232,12 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
-               gsum, slot_k0, s_first, s_end, pos, absw, cm):
+               gsum, slot_k0, slot_row, s_first, s_end, pos, absw, cm):
     """`_walk_impl` on 512-bit vectors (a compile-time block width measured no faster and
     doubled the compile time)."""
     prefer_512()
     _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
-               gsum, slot_k0, s_first, s_end, pos, absw, cm, wb.shape[1])
+               gsum, slot_k0, slot_row, s_first, s_end, pos, absw, cm, wb.shape[1])
 
 
 @njit(cache=True, nogil=True)
@@ -276,46 +276,143 @@ def find_slots(svals, n_acts, orders):
     return slot_b, slot_k0, slot_k1, first
 
 
-@njit(nogil=True, inline="always")
-def _group_sums_impl(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor, jb):
-    """gsum[s] = sum of the rows wb[i] of slot s's inputs, in increasing i (their order in the
-    walk: the argsort is stable), summed left to right exactly as the walk would.
+@njit(cache=True, nogil=True)
+def share_schedule(orders, slot_b, slot_k0, slot_k1, n_in, chunk):
+    """The additions of `group_sums` as ops (src, dst, rows), sharing the work of slots
+    with the same members so far.
 
-    Rows are swept in chunks of CHUNK_BYTES (an L1-sized piece of the slab); every slot adds the
-    rows it owns in the chunk, so each row comes from L2 once per block instead of once per
-    sample. Starting from 0 instead of the first row changes at most the sign of a zero sum,
-    which the walk cannot see (W += +-0 and T += +-0 leave both unchanged)."""
-    n_in = wb.shape[0]
+    A slot's sum is the sequential sum of its rows in increasing index; the rows are swept
+    in chunks. Slots whose members agree on every chunk so far have bit-identical running
+    sums (the same additions in the same order), so they form a class and share one row of
+    gsum; a class splits when its members differ within a chunk. (MNIST: the first rows of
+    the image are black in nearly every sample.) Classes are contiguous in `perm`; each is
+    sorted by its chunk mask in turn, so that equal-mask runs are contiguous too. Op o: gsum[dst] = (gsum[src], or 0 for
+    src < 0) + the rows op_rows[op_ptr[o]:op_ptr[o + 1]] in order. A run whose first slot
+    owns the class row updates it in place, after the class's other runs read it (a run
+    with no member in the chunk then gets a copy of the old row first).
+    Returns (op_src, op_dst, op_ptr, op_rows, final_row): slot q's sum ends in
+    gsum[final_row[q]]."""
     n_s = slot_b.shape[0]
+    n_c = (n_in + chunk - 1) // chunk
+    masks = np.zeros((n_c, n_s), np.uint64)
+    n_members = 0
     for q in range(n_s):
-        cursor[q] = slot_k0[q]
-        for jj in range(jb):
-            gsum[q, jj] = 0.0
-    chunk = max(8, CHUNK_BYTES // (jb * wb.itemsize))
-    for c0 in range(0, n_in, chunk):
-        c1 = c0 + chunk
+        b = slot_b[q]
+        n_members += slot_k1[q] - slot_k0[q]
+        for k in range(slot_k0[q], slot_k1[q]):
+            i = orders[b, k]
+            c = i // chunk
+            masks[c, q] |= np.uint64(1) << np.uint64(i - c * chunk)
+    perm = np.arange(n_s)
+    rep = np.full(n_s, -1, np.int64)
+    new_rep = np.empty(n_s, np.int64)
+    n_max = n_s * n_c
+    op_src = np.empty(n_max, np.int64)
+    op_dst = np.empty(n_max, np.int64)
+    op_ptr = np.empty(n_max + 1, np.int64)
+    op_rows = np.empty(n_members, np.int64)
+    n_op = 0
+    n_rows = 0
+    op_ptr[0] = 0
+    for c in range(n_c):
+        a = 0
+        while a < n_s:  # one class: equal rep, contiguous in perm
+            rho = rep[perm[a]]
+            e = a
+            while e < n_s and rep[perm[e]] == rho:
+                e += 1
+            for x in range(a + 1, e):  # stable insertion sort of the class by this mask
+                q = perm[x]
+                m = masks[c, q]
+                y = x - 1
+                while y >= a and masks[c, perm[y]] > m:
+                    perm[y + 1] = perm[y]
+                    y -= 1
+                perm[y + 1] = q
+            d0 = -1
+            d1 = -1
+            z0 = -1
+            z1 = -1
+            r = a
+            while r < e:  # runs of equal mask within the class
+                m = masks[c, perm[r]]
+                r2 = r
+                while r2 < e and masks[c, perm[r2]] == m:
+                    r2 += 1
+                u = perm[r]
+                if m == 0:
+                    z0, z1 = r, r2  # keeps the class row (at most one such run)
+                    for x in range(r, r2):
+                        new_rep[perm[x]] = rho
+                elif u == rho:
+                    d0, d1 = r, r2  # in place: after the other runs read rho
+                else:
+                    for x in range(r, r2):
+                        new_rep[perm[x]] = u
+                    op_src[n_op] = rho
+                    op_dst[n_op] = u
+                    for bit in range(chunk):
+                        if m >> np.uint64(bit) & np.uint64(1):
+                            op_rows[n_rows] = c * chunk + bit
+                            n_rows += 1
+                    n_op += 1
+                    op_ptr[n_op] = n_rows
+                r = r2
+            if d0 >= 0:
+                if z0 >= 0:  # the no-member run still needs the old row: copy it first
+                    u = perm[z0]
+                    for x in range(z0, z1):
+                        new_rep[perm[x]] = u
+                    op_src[n_op] = rho
+                    op_dst[n_op] = u
+                    n_op += 1
+                    op_ptr[n_op] = n_rows
+                m = masks[c, perm[d0]]
+                for x in range(d0, d1):
+                    new_rep[perm[x]] = rho
+                op_src[n_op] = rho
+                op_dst[n_op] = rho
+                for bit in range(chunk):
+                    if m >> np.uint64(bit) & np.uint64(1):
+                        op_rows[n_rows] = c * chunk + bit
+                        n_rows += 1
+                n_op += 1
+                op_ptr[n_op] = n_rows
+            a = e
         for q in range(n_s):
-            o = orders[slot_b[q]]
-            k = cursor[q]
-            end = slot_k1[q]
-            while k + 4 <= end and o[k + 3] < c1:
-                i0, i1, i2, i3 = o[k], o[k + 1], o[k + 2], o[k + 3]
-                for jj in range(jb):
-                    gsum[q, jj] = gsum[q, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj] + wb[i3, jj]
-                k += 4
-            while k < end and o[k] < c1:
-                i0 = o[k]
-                for jj in range(jb):
-                    gsum[q, jj] += wb[i0, jj]
-                k += 1
-            cursor[q] = k
+            rep[q] = new_rep[q]
+    return op_src[:n_op], op_dst[:n_op], op_ptr[:n_op + 1], op_rows[:n_rows], rep
 
 
 @njit(cache=True, nogil=True)
-def group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor):
-    """`_group_sums_impl` on 512-bit vectors."""
+def group_sums(wb, op_src, op_dst, op_ptr, op_rows, gsum):
+    """Run the ops of `share_schedule` on one block: gsum rows = sums of rows of wb, each
+    summed left to right in increasing row index exactly as the walk would. Starting from
+    0 instead of the first row changes at most the sign of a zero sum, which the walk
+    cannot see (W += +-0 and T += +-0 leave both unchanged). The rows of an op lie in one
+    L1-sized chunk of the slab, and ops run chunk by chunk."""
     prefer_512()
-    _group_sums_impl(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor, wb.shape[1])
+    jb = wb.shape[1]
+    for o in range(op_src.shape[0]):
+        src, dst = op_src[o], op_dst[o]
+        if src < 0:
+            for jj in range(jb):
+                gsum[dst, jj] = 0.0
+        elif src != dst:
+            for jj in range(jb):
+                gsum[dst, jj] = gsum[src, jj]
+        k = op_ptr[o]
+        end = op_ptr[o + 1]
+        while k + 4 <= end:
+            i0, i1, i2, i3 = op_rows[k], op_rows[k + 1], op_rows[k + 2], op_rows[k + 3]
+            for jj in range(jb):
+                gsum[dst, jj] = gsum[dst, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj] + wb[i3, jj]
+            k += 4
+        while k < end:
+            i0 = op_rows[k]
+            for jj in range(jb):
+                gsum[dst, jj] += wb[i0, jj]
+            k += 1
 
 
 @njit(cache=True, nogil=True)
@@ -327,7 +424,9 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     dt = t_in.dtype
     jb = wp.shape[2]
     gsum = np.empty((slot_b.shape[0] + 1, jb), dt)  # + the walk's scratch row
-    cursor = np.empty(slot_b.shape[0], np.int64)
+    chunk = min(64, max(8, CHUNK_BYTES // (jb * wp.itemsize)))  # rows of a 64-bit mask
+    op_src, op_dst, op_ptr, op_rows, final_row = share_schedule(
+        orders, slot_b, slot_k0, slot_k1, wp.shape[1], chunk)
     w_acc = np.empty(jb, dt)
     t_acc = np.empty(jb, dt)
     t_blk = np.empty(jb, dt)
@@ -353,10 +452,10 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
                 x = np.float64(wb[i, jj])
                 pos[jj] += max(x, 0.0)
                 absw[jj] += abs(x)
-        group_sums(wb, orders, slot_b, slot_k0, slot_k1, gsum, cursor)
+        group_sums(wb, op_src, op_dst, op_ptr, op_rows, gsum)
         for b in range(lo, hi):
             walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], gends[b - lo], wb,
-                       n_live, p, w_acc, t_acc, t_blk, w_blk, gsum, slot_k0,
+                       n_live, p, w_acc, t_acc, t_blk, w_blk, gsum, slot_k0, final_row,
                        first[b - lo], first[b - lo + 1], pos, absw, cms[b - lo])
             for jj in range(n_live):
                 t_out[b, j0 + jj] = t_blk[jj]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,3 +317,24 @@ def test_property_blocked_forward_is_bit_identical_to_the_event_walk(case):
     ref, ref_w = _walk_per_sample(t, w, theta, t_max)
     np.testing.assert_array_equal(got, ref)
     np.testing.assert_array_equal(got_w, ref_w)
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "models" / "sample" / "mnist-test-sample.npz"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_forward_on_mnist_digits_is_bit_identical(dtype):
+    # real digits: black backgrounds (one big tie group per image; the group sums share
+    # work between images with the same black rows so far and split where strokes begin)
+    if not SAMPLE.exists():
+        pytest.skip(f"{SAMPLE} not present")
+    with np.load(SAMPLE) as z:
+        img = z["images"][:96].reshape(96, 784).astype(np.int64)
+    rng = np.random.default_rng(7)
+    t = ((255 - img) / 255.0).astype(dtype)
+    w = rng.normal(0.0026, 0.003, (300, 784)).astype(dtype)
+    for scale, t_max in ((1.0, math.inf), (6.0, 1.0)):
+        got, got_w = cpu.dense_forward(t, w * scale, 1.0, t_max)
+        ref, ref_w = _walk_per_sample(t, w * scale, 1.0, t_max)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(got_w, ref_w)
