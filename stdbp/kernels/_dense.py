@@ -299,10 +299,14 @@ def share_schedule(orders, slot_b, slot_k0, slot_k1, n_in, chunk):
     for q in range(n_s):
         b = slot_b[q]
         n_members += slot_k1[q] - slot_k0[q]
+        c = 0
+        c0 = 0
         for k in range(slot_k0[q], slot_k1[q]):
-            i = orders[b, k]
-            c = i // chunk
-            masks[c, q] |= np.uint64(1) << np.uint64(i - c * chunk)
+            i = orders[b, k]  # increasing: the chunk only moves forward (no division)
+            while i >= c0 + chunk:
+                c += 1
+                c0 += chunk
+            masks[c, q] |= np.uint64(1) << np.uint64(i - c0)
     perm = np.arange(n_s)
     rep = np.full(n_s, -1, np.int64)
     new_rep = np.empty(n_s, np.int64)
