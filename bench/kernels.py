@@ -19,6 +19,9 @@ the ANN column meaningless). Times are wall-clock milliseconds (min and median o
 (process time, all threads; less sensitive to other processes on a shared machine).
 Memory: peak RSS of the subprocess (ru_maxrss) and, for numba, the tracemalloc peak of the
 numpy arrays allocated by one forward+backward of the largest layer.
+The two 784-800 layers are also timed "interleaved" in the numba subprocess: numba forward,
+numba backward and the ANN layer in turn, so that the numba/ANN ratio is measured under one
+and the same machine load (`numba.interleaved` in the JSON, a line under the table).
 """
 
 from __future__ import annotations
@@ -99,6 +102,43 @@ def _time(fn, repeat: int):
             "cpu_ms_min": 1e3 * min(cpus)}
 
 
+def _interleaved(layers, repeat: int) -> dict:
+    """numba fwd, numba bwd and the ANN layer's fwd+bwd run in turn, `repeat` rounds, min of
+    each: all three see the same machine load, so their ratio is steadier on a shared
+    machine than the ratio of the separate subprocess runs."""
+    import numpy as np
+    import torch
+
+    from stdbp.kernels import cpu
+
+    out = {}
+    for name, _, t_in, weight, _ in layers:
+        t, w = t_in.numpy(), weight.numpy()
+        t_out, wsum = cpu.dense_forward(t, w)
+        g = np.ones_like(t_out)
+        mod = torch.nn.Sequential(torch.nn.Linear(w.shape[1], w.shape[0]), torch.nn.ReLU())
+        xg = torch.where(torch.isfinite(t_in), t_in, torch.zeros_like(t_in)).requires_grad_(True)
+
+        def ann():
+            xg.grad = None
+            mod(xg).sum().backward()
+
+        fns = {"numba_fwd": lambda: cpu.dense_forward(t, w),
+               "numba_bwd": lambda: cpu.dense_backward(g, t, w, t_out, wsum), "ann_fwd_bwd": ann}
+        best = dict.fromkeys(fns, float("inf"))
+        for f in fns.values():
+            f()  # warm-up
+        for _ in range(repeat):
+            for key, f in fns.items():
+                w0 = time.perf_counter()
+                f()
+                best[key] = min(best[key], time.perf_counter() - w0)
+        rec = {f"{k}_wall_ms_min": 1e3 * v for k, v in best.items()}
+        rec["numba_over_ann"] = (best["numba_fwd"] + best["numba_bwd"]) / best["ann_fwd_bwd"]
+        out[name] = rec
+    return out
+
+
 def _run_impl(impl: str, batch: int, repeat: int) -> dict:
     import numpy as np
     import torch
@@ -169,6 +209,8 @@ def _run_impl(impl: str, batch: int, repeat: int) -> dict:
             row["forward_backward"] = _time(fwd_bwd, reps)
         rows.append(row)
     result = {"impl": impl, "rows": rows, "input_source": source}
+    if impl == "numba":
+        result["interleaved"] = _interleaved(layers[:2], max(repeat, 10))
     if impl == "numba":  # numpy allocations of one fwd+bwd of 784-800 (all firing)
         t, w = layers[0][2].numpy(), layers[0][3].numpy()
         tracemalloc.start()
@@ -223,6 +265,11 @@ def _table(results: dict, summary: list[dict]) -> None:
                       f"{n.get('fired_fraction', float('nan')):.2f}")
     console = Console(width=170)
     console.print(table)
+    for layer, rec in results["numba"].get("interleaved", {}).items():
+        console.print(f"interleaved (same load), {layer}: numba fwd "
+                      f"{rec['numba_fwd_wall_ms_min']:.1f} + bwd {rec['numba_bwd_wall_ms_min']:.1f}"
+                      f" ms, ANN fwd+bwd {rec['ann_fwd_bwd_wall_ms_min']:.1f} ms -> "
+                      f"{rec['numba_over_ann']:.1f}x")
     console.print("peak RSS MB: " + ", ".join(
         f"{impl} {results[impl]['peak_rss_mb']:.0f}" for impl in IMPLS)
         + f"; numba numpy peak (784-800 fwd+bwd) "
