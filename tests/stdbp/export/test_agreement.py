@@ -1,6 +1,7 @@
 """torch forward == ORT custom op == ORT function bodies == onnx.reference, on exported networks.
 
-Bound tested: identical predictions; spike times within 1e-5 relative; identical sets of silent
+Bound tested: identical predictions; spike times within 1e-5 relative (for the shipped trained
+model: 1e-5 x the condition number of each output's W_C sum); identical sets of silent
 neurons. The paths compute in float32 with different summation orders, so a neuron whose
 potential reaches the threshold within float32 rounding of t_max (a "knife edge") could in
 principle differ; the random networks here are seeded and contain none, and the shipped model
@@ -69,7 +70,23 @@ def test_torch_ort_bodies_reference_agree(tmp_path, kind):
     assert_agree("reference", results["reference"], ref)
 
 
+def _condition(net, x: np.ndarray, t_out: np.ndarray) -> np.ndarray:
+    """kappa = sum |w_ij| / |W_C| over each output's causal set (float64): the factor by which
+    float32 rounding of the sums in t = (theta + sum w t) / W_C is amplified. A trained output
+    layer has outputs whose causal weights nearly cancel (kappa up to ~100 on the shipped model)."""
+    with torch.no_grad():
+        h = net[:-1](torch.from_numpy(x.reshape(len(x), -1))).double().numpy()
+    w = net[-1].weight.detach().double().numpy()
+    causal = h[:, None, :] < t_out[:, :, None].astype(np.float64)
+    w_abs = (np.abs(w)[None] * causal).sum(-1)
+    w_c = np.abs((w[None] * causal).sum(-1))
+    return np.where(np.isfinite(t_out) & (w_c > 0), w_abs / np.where(w_c > 0, w_c, 1.0), 1.0)
+
+
 def test_trained_model_agrees():
+    """The shipped model on the bundled sample: identical silent sets and predictions, spike
+    times within 1e-5 x max(1, kappa) relative, kappa the condition number of each output's
+    W_C sum (the paths sum in different orders; the random networks above are well conditioned)."""
     model = TRAINED / "model.onnx"
     if not model.exists():
         pytest.skip(f"{model} not shipped yet (the trainer writes it); the lead re-checks later")
@@ -77,15 +94,19 @@ def test_trained_model_agrees():
         x, labels = z["images"][:200], z["labels"][:200]
     results = run_all(model, x)
     ref = results["custom-op"].spike_times
-    for name in ("bodies", "reference"):
-        got = results[name] if name == "reference" else results[name].spike_times
-        assert_agree(name, got, ref)
-    ckpts = sorted(TRAINED.glob("*.pt"))
-    if ckpts:
-        from stdbp.export.cli import load_checkpoint
+    from stdbp.export.cli import load_checkpoint
 
-        net = load_checkpoint(ckpts[0])[0]
-        with torch.no_grad():
-            assert_agree("torch", net(torch.from_numpy(x.reshape(len(x), -1))).numpy(), ref)
+    net = load_checkpoint(TRAINED / "model.pt")[0]
+    rtol = 1e-5 * np.maximum(1.0, _condition(net, x, ref))
+    with torch.no_grad():
+        torch_out = net(torch.from_numpy(x.reshape(len(x), -1))).numpy()
+    for name, got in (("bodies", results["bodies"].spike_times), ("reference", results["reference"]),
+                      ("torch", torch_out)):
+        assert got.shape == ref.shape, name
+        assert np.array_equal(np.isinf(got), np.isinf(ref)), f"{name}: silent neurons differ"
+        fin = np.isfinite(ref)
+        err = np.abs(got[fin] - ref[fin])
+        assert (err <= rtol[fin] * np.abs(ref[fin])).all(), f"{name}: max error {err.max():.3g}"
+        np.testing.assert_array_equal(predict(got), predict(ref), err_msg=name)
     acc = (results["custom-op"].predictions == labels).mean()
     assert acc > 0.9
