@@ -214,10 +214,11 @@ def _walk_per_sample(t, w, theta, t_max):
 
 
 @pytest.mark.parametrize("n_out,t_max", [(300, math.inf), (130, 0.9), (40, 1.2), (5, 1.2)])
-def test_blocked_forward_is_bit_identical_to_the_event_walk(n_out, t_max):
+def test_blocked_forward_is_bit_identical_to_the_event_walk(n_out, t_max, monkeypatch):
     # several output blocks, a partial last block, ties (256 pixel levels) and silent inputs
     from stdbp.kernels._dense import pack_blocks
 
+    monkeypatch.setattr(cpu, "FORWARD_PATH", "blocked")
     rng = np.random.default_rng(5)
     t = _mnist_like(rng, 9, 150, 0.3)
     t[:3] = np.round(t[:3] * 4) / 4  # big tie groups
@@ -233,10 +234,12 @@ def test_blocked_forward_is_bit_identical_to_the_event_walk(n_out, t_max):
         assert pack_blocks(w).shape[0] >= 2  # several output blocks
 
 
+@pytest.mark.parametrize("products", ["always", "never"])
 @pytest.mark.parametrize("need_t,need_w", [(True, True), (False, True), (True, False)])
-def test_backward_mixes_all_causal_and_masked_pairs_exactly(need_t, need_w):
+def test_backward_mixes_all_causal_and_masked_pairs_exactly(need_t, need_w, products, monkeypatch):
     from tests.stdbp.reference import dense_grad_reference
 
+    monkeypatch.setattr(cpu, "BACKWARD_PRODUCTS", products)
     rng = np.random.default_rng(6)
     t = _mnist_like(rng, 6, 30, 0.2, np.float64)
     t[0] = np.round(t[0] * 2) / 2  # ties
@@ -338,3 +341,20 @@ def test_blocked_forward_on_mnist_digits_is_bit_identical(dtype):
         ref, ref_w = _walk_per_sample(t, w * scale, 1.0, t_max)
         np.testing.assert_array_equal(got, ref)
         np.testing.assert_array_equal(got_w, ref_w)
+
+
+def test_forward_path_choice_follows_the_tie_groups():
+    """The blocked kernel for inputs mostly in big groups of equal times (MNIST pixels, paper
+    encoding), the per-sample walk for jittered or continuous times."""
+    rng = np.random.default_rng(11)
+    t = _mnist_like(rng, 16, 784, 0.8)
+    t[np.isinf(t)] = 1.0  # black pixels spike at alpha: one big group per sample
+    assert cpu._tied_share(t, np.float32(4.0), 16) > 0.7 and cpu._use_blocked(t, 4.0)
+    jittered = np.maximum(t + rng.normal(0, 0.1, t.shape).astype(np.float32), 0)
+    assert cpu._tied_share(jittered, np.float32(4.0), 16) < 0.1 and not cpu._use_blocked(jittered, 4.0)
+    assert cpu._tied_share(np.full((2, 5), np.inf, np.float32), np.float32(4.0), 16) == 0.0
+    # either path, the same spike times
+    w = rng.normal(0.01, 0.05, (64, 784)).astype(np.float32)
+    a = cpu.dense_forward(t, w, 1.0, 4.0)
+    ref = _walk_per_sample(t, w, 1.0, 4.0)
+    np.testing.assert_array_equal(a[0], ref[0])
