@@ -276,6 +276,21 @@ def find_slots(svals, n_acts, orders):
     return slot_b, slot_k0, slot_k1, first
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _emit(op_src, op_dst, op_ptr, op_rows, n_op, n_rows, src, dst, mask, c, chunk):
+    """Append op `gsum[dst] = gsum[src] + the rows of chunk c set in mask` (in increasing
+    order); returns the new (n_op, n_rows)."""
+    op_src[n_op] = src
+    op_dst[n_op] = dst
+    for bit in range(chunk):
+        if mask >> np.uint64(bit) & np.uint64(1):
+            op_rows[n_rows] = c * chunk + bit
+            n_rows += 1
+    n_op += 1
+    op_ptr[n_op] = n_rows
+    return n_op, n_rows
+
+
 @njit(cache=True, nogil=True)
 def share_schedule(orders, slot_b, slot_k0, slot_k1, n_in, chunk):
     """The additions of `group_sums` as ops (src, dst, rows), sharing the work of slots
@@ -353,35 +368,21 @@ def share_schedule(orders, slot_b, slot_k0, slot_k1, n_in, chunk):
                 else:
                     for x in range(r, r2):
                         new_rep[perm[x]] = u
-                    op_src[n_op] = rho
-                    op_dst[n_op] = u
-                    for bit in range(chunk):
-                        if m >> np.uint64(bit) & np.uint64(1):
-                            op_rows[n_rows] = c * chunk + bit
-                            n_rows += 1
-                    n_op += 1
-                    op_ptr[n_op] = n_rows
+                    n_op, n_rows = _emit(op_src, op_dst, op_ptr, op_rows, n_op, n_rows, rho, u,
+                                         m, c, chunk)
                 r = r2
             if d0 >= 0:
                 if z0 >= 0:  # the no-member run still needs the old row: copy it first
                     u = perm[z0]
                     for x in range(z0, z1):
                         new_rep[perm[x]] = u
-                    op_src[n_op] = rho
-                    op_dst[n_op] = u
-                    n_op += 1
-                    op_ptr[n_op] = n_rows
+                    n_op, n_rows = _emit(op_src, op_dst, op_ptr, op_rows, n_op, n_rows, rho, u,
+                                         np.uint64(0), c, chunk)
                 m = masks[c, perm[d0]]
                 for x in range(d0, d1):
                     new_rep[perm[x]] = rho
-                op_src[n_op] = rho
-                op_dst[n_op] = rho
-                for bit in range(chunk):
-                    if m >> np.uint64(bit) & np.uint64(1):
-                        op_rows[n_rows] = c * chunk + bit
-                        n_rows += 1
-                n_op += 1
-                op_ptr[n_op] = n_rows
+                n_op, n_rows = _emit(op_src, op_dst, op_ptr, op_rows, n_op, n_rows, rho, rho,
+                                     m, c, chunk)
             a = e
         for q in range(n_s):
             rep[q] = new_rep[q]
