@@ -8,8 +8,10 @@ argsort of every sample is computed once and reused by every block. Per output t
 is exactly `walk`'s, in the same order, so the spike times are bit-identical to it.
 
 Three things make the walk cheaper without changing any operation:
-  * big groups of simultaneous inputs (80 % of MNIST pixels are black, all at alpha) are
-    summed for all samples at once by `group_sums`, sweeping the slab in L1-sized chunks;
+  * big groups of simultaneous inputs (MNIST's black pixels, 80 % of them, at alpha when
+    some input never spikes) are summed for all samples at once by `group_sums`, sweeping
+    the slab in L1-sized chunks; when every input spikes, the last group is s_blk - W
+    from the block's column sums instead, as in `walk`;
   * end-of-interval tests are skipped up to a provable horizon (`horizon`): before it no
     output can reach theta, so the tests would all fail;
   * inside the horizon four single inputs are added per pass over the accumulators.
@@ -104,14 +106,16 @@ def horizon(w_acc, t_acc, t_out, pos, absw, e0, thr, cm):
 
 
 @njit(nogil=True, error_model="numpy", inline="always")
-def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
+def _walk_impl(sv, order, n_act, ge, wb, s_blk, n_live, p, w_acc, t_acc, t_out, wsum,
                gsum, slot_k0, slot_row, s_first, s_end, pos, absw, cm, jb):
     """`_neuron.walk` for the jb outputs of one packed block wb[i, jj] (n_live of them real).
 
     sv[k] = time of the k-th input in time order (sv[n_act] = t_max). Same arithmetic in the
     same order as `walk`, per output; a group of simultaneous inputs is summed four rows per
     pass (g + a + b + c + d left to right is the sequential sum). The big groups, slots
-    s_first..s_end-1 starting at positions slot_k0[s], come summed already in gsum[s].
+    s_first..s_end-1 starting at positions slot_k0[s], come summed already in gsum[s]. The
+    last group, when every input spikes, is s_blk - W as in `walk` (s_blk: the block's
+    column sums).
 
     End-of-interval tests are skipped up to the horizon H (see `horizon`): no output can
     reach theta there, so the tests would all fail; inside it, four single inputs are added
@@ -119,6 +123,7 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
     """
     thr, inf = p[0], p[2]
     gi = gsum.shape[0] - 1  # scratch row for the sum of a small group
+    full = n_act == wb.shape[0]
     for jj in range(jb):
         w_acc[jj] = 0.0
         t_acc[jj] = 0.0
@@ -164,7 +169,11 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
         # the summed weights of the group: row r of gsum (a precomputed slot, or the
         # scratch row gi for a small group) or of wb (one input). A flag, not an array
         # variable: assigning arrays costs two atomic reference count updates per group
-        if s < s_end and slot_k0[s] == k:
+        if full and end == n_act and end - k > 1:
+            for jj in range(jb):  # the last group, every input spiking (see `walk`)
+                gsum[gi, jj] = s_blk[jj] - w_acc[jj]
+            from_wb, r = False, gi
+        elif s < s_end and slot_k0[s] == k:
             from_wb, r = False, slot_row[s]
             s += 1
         elif end - k > 1:
@@ -231,20 +240,23 @@ def _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def walk_block(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
+def walk_block(sv, order, n_act, ge, wb, s_blk, n_live, p, w_acc, t_acc, t_out, wsum,
                gsum, slot_k0, slot_row, s_first, s_end, pos, absw, cm):
     """`_walk_impl` on 512-bit vectors (a compile-time block width measured no faster and
     doubled the compile time)."""
     prefer_512()
-    _walk_impl(sv, order, n_act, ge, wb, n_live, p, w_acc, t_acc, t_out, wsum,
+    _walk_impl(sv, order, n_act, ge, wb, s_blk, n_live, p, w_acc, t_acc, t_out, wsum,
                gsum, slot_k0, slot_row, s_first, s_end, pos, absw, cm, wb.shape[1])
 
 
 @njit(cache=True, nogil=True)
 def find_slots(svals, n_acts, orders):
     """The groups of at least MIN_SLOT simultaneous inputs of every sample, in sample and
-    time order: (sample, first position, end position) arrays and each sample's first slot."""
+    time order: (sample, first position, end position) arrays and each sample's first slot.
+    The last group of a sample whose every input spikes is not a slot (the walk takes it
+    from the column sums)."""
     n_b = n_acts.shape[0]
+    n_in = orders.shape[1]
     count = 0
     for pass_ in range(2):
         if pass_ == 1:
@@ -265,7 +277,8 @@ def find_slots(svals, n_acts, orders):
                 ascending = True  # group_sums needs the members in increasing index order
                 for q in range(k + 1, end):  # (only -0.0 and +0.0 together can break it)
                     ascending &= orders[b, q - 1] < orders[b, q]
-                if end - k >= MIN_SLOT and ascending:
+                last_full = end == n_in  # (then n_acts[b] == n_in too)
+                if end - k >= MIN_SLOT and ascending and not last_full:
                     if pass_ == 1:
                         slot_b[count] = b
                         slot_k0[count] = k
@@ -439,6 +452,7 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
     n_in = wp.shape[1]
     pos = np.empty(jb)
     absw = np.empty(jb)
+    s_blk = np.empty(jb, dt)
     cms = np.empty(hi - lo)  # margin factor of `horizon` per sample
     eps = np.finfo(dt).eps
     t_lim = abs(p[1]) if p[1] < np.inf else 0.0
@@ -452,14 +466,16 @@ def dense_forward_rows(t_in, wp, p, t_out, wsum, task, lo, hi):
         wb = wp[k]
         pos[:] = 0.0
         absw[:] = 0.0
+        s_blk[:] = 0.0
         for i in range(n_in):
             for jj in range(jb):
+                s_blk[jj] += wb[i, jj]  # sequential in i, as `column_sums`
                 x = np.float64(wb[i, jj])
                 pos[jj] += max(x, 0.0)
                 absw[jj] += abs(x)
         group_sums(wb, op_src, op_dst, op_ptr, op_rows, gsum)
         for b in range(lo, hi):
-            walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], gends[b - lo], wb,
+            walk_block(svals[b - lo], orders[b - lo], n_acts[b - lo], gends[b - lo], wb, s_blk,
                        n_live, p, w_acc, t_acc, t_blk, w_blk, gsum, slot_k0, final_row,
                        first[b - lo], first[b - lo + 1], pos, absw, cms[b - lo])
             for jj in range(n_live):

@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from stdbp.kernels._simd import prefer_512
+
 
 @njit(cache=True, nogil=True)
-def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
+def walk(vals, order, n_act, wT, s_all, p, w_acc, t_acc, g_acc, t_out, wsum):
     """Fire the outputs fed by the inputs vals[order[:n_act]] (sorted, all before t_max).
 
     wT[i, j] is the weight from input i to output j; p = [theta, t_max, +inf] in the working
@@ -22,7 +24,14 @@ def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
     (t_group, e], so that the mask t_i < t_j recomputed by backward is the set used here.
     A group of m > 1 simultaneous inputs (pixel times take 256 values) is summed first,
     G = sum w, then W += G, T += t G: one accumulator per input instead of two.
+
+    The last group, when it has m > 1 inputs and every input spikes (n_act = len(vals)), is
+    not summed row by row: s_all[j] = sum_i wT[i, j] (`column_sums`, sequential in i) is W
+    after it, so its sum is G = s_all - W (then W += G, T += t G as for any group). MNIST:
+    80 % of the pixels are black, all at alpha, and this is their group. The rounding is
+    that of a sequential sum, not bit for bit the same sum.
     """
+    prefer_512()
     thr, t_max, inf = p[0], p[1], p[2]
     n_out = t_out.shape[0]
     for j in range(n_out):
@@ -32,11 +41,17 @@ def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
         wsum[j] = 0.0
     remaining = n_out
     k = 0
+    full = n_act == vals.shape[0]
     while k < n_act and remaining > 0:
         i = order[k]
         ti = vals[i]
+        k0 = k
         k += 1
-        if k < n_act and vals[order[k]] == ti:
+        if full and vals[order[n_act - 1]] == ti:
+            for j in range(n_out):  # the last group, every input spiking: see above
+                g_acc[j] = s_all[j] - w_acc[j]
+            k = n_act
+        elif k < n_act and vals[order[k]] == ti:
             for j in range(n_out):
                 g_acc[j] = wT[i, j]
             while k < n_act and vals[order[k]] == ti:
@@ -44,16 +59,18 @@ def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
                 for j in range(n_out):
                     g_acc[j] += wT[i2, j]
                 k += 1
-            for j in range(n_out):
-                w_acc[j] += g_acc[j]
-                t_acc[j] += g_acc[j] * ti
-        else:
-            for j in range(n_out):
-                w = wT[i, j]
-                w_acc[j] += w
-                t_acc[j] += w * ti
+        grouped = k - k0 > 1
         e = vals[order[k]] if k < n_act else t_max
         if e == inf:
+            if grouped:
+                for j in range(n_out):
+                    w_acc[j] += g_acc[j]
+                    t_acc[j] += g_acc[j] * ti
+            else:
+                for j in range(n_out):
+                    w = wT[i, j]
+                    w_acc[j] += w
+                    t_acc[j] += w * ti
             # unbounded last interval: V reaches any threshold iff its slope W is positive
             lo = np.nextafter(ti, inf)
             for j in range(n_out):
@@ -61,20 +78,46 @@ def walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_out, wsum):
                     t_out[j] = max((thr + t_acc[j]) / w_acc[j], lo)
                     wsum[j] = w_acc[j]
                     remaining -= 1
+            continue
+        # W += G, T += t G and the end-of-interval test in one pass (a bool "or" reduction
+        # vectorises at full width); the branchy firing pass runs only when someone fires
+        hits = False
+        if grouped:
+            for j in range(n_out):
+                g = g_acc[j]
+                wn = w_acc[j] + g
+                tn = t_acc[j] + g * ti
+                w_acc[j] = wn
+                t_acc[j] = tn
+                hits |= (wn * e - tn >= thr) & (t_out[j] == inf)
         else:
-            # cheap vectorised pre-check; the branchy firing pass runs only when someone fires
-            hits = 0
             for j in range(n_out):
-                hits += (w_acc[j] * e - t_acc[j] >= thr) and (t_out[j] == inf)
-            if hits == 0:
-                continue
-            lo = np.nextafter(ti, inf)  # a libm call: only when someone fires
-            for j in range(n_out):
-                wj = w_acc[j]
-                if t_out[j] == inf and wj > 0 and wj * e - t_acc[j] >= thr:
-                    t_out[j] = min(max((thr + t_acc[j]) / wj, lo), e)
-                    wsum[j] = wj
-                    remaining -= 1
+                g = wT[i, j]
+                wn = w_acc[j] + g
+                tn = t_acc[j] + g * ti
+                w_acc[j] = wn
+                t_acc[j] = tn
+                hits |= (wn * e - tn >= thr) & (t_out[j] == inf)
+        if not hits:
+            continue
+        lo = np.nextafter(ti, inf)  # a libm call: only when someone fires
+        for j in range(n_out):
+            wj = w_acc[j]
+            if t_out[j] == inf and wj > 0 and wj * e - t_acc[j] >= thr:
+                t_out[j] = min(max((thr + t_acc[j]) / wj, lo), e)
+                wsum[j] = wj
+                remaining -= 1
+
+
+@njit(cache=True, nogil=True)
+def column_sums(wT):
+    """s[j] = sum_i wT[i, j], summed sequentially in increasing i (the order `walk` and the
+    blocked kernel both rely on, so that their results agree bit for bit)."""
+    s = np.zeros(wT.shape[1], wT.dtype)
+    for i in range(wT.shape[0]):
+        for j in range(wT.shape[1]):
+            s[j] += wT[i, j]
+    return s
 
 
 @njit(cache=True, nogil=True)

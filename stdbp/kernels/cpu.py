@@ -13,18 +13,20 @@ an unfired output whose END value reaches the threshold, W_j e - T_j >= theta (n
 W_j <= 0), fires at t_j = (theta + T_j) / W_j, clamped into (t_group, e] so the causal set
 {i : t_i < t_j} recomputed by backward is exactly the set used here. The walk stops once every
 output fired or the next input is at/after t_max (an input at t_max adds nothing by t_max).
-Dense layers with more than 32 outputs walk cache-sized blocks of outputs (`_dense`); the
-results are bit-identical to the plain walk.
+When every input spikes, the last group (MNIST's black pixels at alpha) is taken from the
+weights' column sums, G = sum_i w_ij - W_j, instead of being summed row by row.
+Dense layers with more than 32 outputs whose inputs sit mostly in big groups of equal times
+(other than that last one) walk cache-sized blocks of outputs (`_dense`), sharing the group
+sums between samples; the results are bit-identical to the plain walk.
 
 Backward (Eq. 13-14): delta_j = g_j / W_C (0 for silent outputs), and with the causal mask
 t_i < t_j recomputed from the saved times,
     dL/dw_ij = sum_b (t_i - t_j) delta_j [t_i < t_j],   dL/dt_i = sum_j w_ij delta_j [t_i < t_j].
-(t_i - t_j) is evaluated as min(t_i, t_j) - t_j, which is 0 for non-causal or silent inputs:
-no infinite time is ever multiplied, so no NaN. Dense: the pairs (b, j) whose output fires
-after every input of the sample (mask all ones on the spiking inputs; in the input layer
-that is nearly all of them) go through two BLAS matrix products on `STDBP_NUM_THREADS`
-threads (same sums, BLAS rounding order: equal to the event form within float rounding,
-not bit for bit); the other pairs through the masked event kernel.
+No infinite time is ever multiplied, so no NaN. Dense (`_dense_grad`): when most pairs (b, j)
+have their output firing after every input of the sample (mask all ones on the spiking
+inputs; in the input layer that is nearly all of them), those go through two BLAS matrix
+products on `STDBP_NUM_THREADS` threads (same sums, BLAS rounding order: equal to the event
+form within float rounding, not bit for bit); the other pairs through the masked event kernel.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from numba import njit
 
 from stdbp.kernels._blas import blas_threads
 from stdbp.kernels._dense import dense_forward_rows, pack_blocks
-from stdbp.kernels._neuron import active, gather_patch, walk
+from stdbp.kernels._dense_grad import (augmented_times, causal_split, masked_block,
+                                       zero_silent)
+from stdbp.kernels._neuron import active, column_sums, gather_patch, walk
 from stdbp.threads import num_threads  # also read by the bench scripts as cpu.num_threads
 
 _FLOATS = (np.float32, np.float64)
@@ -131,7 +135,7 @@ def _run(fn, parts, *args) -> None:
 # ---------------------------------------------------------------------------------------------
 # dense
 @njit(cache=True, nogil=True)
-def _dense_forward_rows_narrow(t_in, wT, p, t_out, wsum, task, lo, hi):
+def _dense_forward_rows_narrow(t_in, wT, s_all, p, t_out, wsum, task, lo, hi):
     """Unblocked walk, one sample at a time: faster than the blocked kernel for a few outputs
     (per-group overheads dominate there). Same arithmetic: bit-identical results."""
     n_out = wT.shape[1]
@@ -140,10 +144,11 @@ def _dense_forward_rows_narrow(t_in, wT, p, t_out, wsum, task, lo, hi):
     g_acc = np.empty(n_out, dtype=t_in.dtype)
     for b in range(lo, hi):
         order, n_act = active(t_in[b], p[1])
-        walk(t_in[b], order, n_act, wT, p, w_acc, t_acc, g_acc, t_out[b], wsum[b])
+        walk(t_in[b], order, n_act, wT, s_all, p, w_acc, t_acc, g_acc, t_out[b], wsum[b])
 
 
 _NARROW = 32  # at most this many outputs: the unblocked walk
+_SHARE_ROWS = 16  # samples that estimate the tied share of a batch
 _TIED_SHARE = 0.5  # the blocked kernel when at least this share of active inputs are in big ties
 # "auto" (measured choice), or "blocked" / "walk" to force a forward path (tests)
 FORWARD_PATH = "auto"
@@ -152,10 +157,12 @@ BACKWARD_PRODUCTS = "auto"
 
 
 @njit(cache=True, nogil=True)
-def _tied_share(t_in, t_max, min_group):
+def _tied_share(t_in, t_max, min_group, n_rows):
     """Share of the inputs spiking before t_max that sit in groups of >= min_group equal
-    times, over the batch (what the blocked kernel's shared group sums save). Counts values
-    with a small open-addressing table per sample, no sort."""
+    times, over the first n_rows samples (an estimate for the batch: what the blocked
+    kernel's shared group sums would save). A sample's last group is left out when every
+    input spikes: both kernels take it from the column sums. Counts values with a small
+    open-addressing table per sample, no sort."""
     n_b, n_in = t_in.shape
     size = 1
     while size < 2 * n_in:
@@ -164,50 +171,79 @@ def _tied_share(t_in, t_max, min_group):
     counts = np.zeros(size, np.int64)
     tied = 0
     active_n = 0
-    for b in range(n_b):
+    for b in range(min(n_b, n_rows)):
         counts[:] = 0
+        n_act = 0
+        top = -np.inf
         for i in range(n_in):
             v = t_in[b, i]
             if not v < t_max:
                 continue
-            active_n += 1
+            n_act += 1
+            top = max(top, v)
             h = (int(v * 1048576.0) * 2654435761) & (size - 1)
             while counts[h] != 0 and keys[h] != v:
                 h = (h + 1) & (size - 1)
             keys[h] = v
             counts[h] += 1
         for h in range(size):
-            if counts[h] >= min_group:
-                tied += counts[h]
+            c = counts[h]
+            if n_act == n_in and c > 1 and keys[h] == top:
+                n_act -= c  # the last group, every input spiking: free in both kernels
+            elif c >= min_group:
+                tied += c
+        active_n += n_act
     return tied / active_n if active_n else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _column_sums_checked(w_t):
+    """(`column_sums(w_t)`, every weight finite) in one pass over the rows of w_t."""
+    s_all = np.zeros(w_t.shape[1], w_t.dtype)
+    hi = np.inf
+    bad = False
+    for i in range(w_t.shape[0]):
+        for j in range(w_t.shape[1]):
+            x = w_t[i, j]
+            s_all[j] += x
+            bad |= not (abs(x) < hi)
+    return s_all, not bad
 
 
 def _use_blocked(t_in, t_max) -> bool:
     """The blocked kernel (`_dense`) shares work between samples and outputs when most inputs
-    arrive in big groups of equal times (MNIST's black pixels at alpha, no jitter); measured
-    on jittered training batches and trained networks, where there are no such groups and
-    outputs fire early, the per-sample walk with its early exit is 1.2-2.5x faster."""
+    arrive in big groups of equal times that must be summed (MNIST's black pixels at alpha
+    when some input never spikes). Measured at 784 -> 800, batch 128, one thread: with every
+    pixel spiking (the black group from the column sums) the walk takes 2.9 ms, the blocked
+    kernel 4.8; with silent black pixels 2.5 and 4.6 ms; on jittered training batches and
+    trained networks, where outputs fire early, the walk with its early exit was 1.2-2.5x
+    faster. (Random 512 -> 800 weights, outputs firing late: blocked 10.6, walk 13 ms.)"""
     if FORWARD_PATH != "auto":
         return FORWARD_PATH == "blocked"
     from stdbp.kernels._dense import MIN_SLOT
 
-    return _tied_share(t_in, t_in.dtype.type(t_max), MIN_SLOT) >= _TIED_SHARE
+    return _tied_share(t_in, t_in.dtype.type(t_max), MIN_SLOT, _SHARE_ROWS) >= _TIED_SHARE
 
 
 def dense_forward(t_in, weight, threshold: float = 1.0, t_max: float = math.inf):
     """t_in [B, in], weight [out, in] -> (t_out [B, out], wsum [B, out]); +inf = no spike."""
     t_in = _as_float(t_in, "t_in", check_nan=True)
-    weight = _as_float(weight, "weight", t_in.dtype, check_nan=True)
+    weight = _as_float(weight, "weight", t_in.dtype)
     if t_in.ndim != 2 or weight.ndim != 2 or weight.shape[1] != t_in.shape[1]:
         raise ValueError(f"dense_forward: shapes t_in {t_in.shape}, weight {weight.shape}")
     p = _params(t_in.dtype, threshold, t_max)
     batch, n_out = t_in.shape[0], weight.shape[0]
     t_out = np.empty((batch, n_out), dtype=t_in.dtype)
     wsum = np.empty((batch, n_out), dtype=t_in.dtype)
-    if batch and (n_out <= _NARROW or not _use_blocked(t_in, t_max)):
-        _run(_dense_forward_rows_narrow, _split(batch), t_in, np.ascontiguousarray(weight.T),
-             p, t_out, wsum)
-    elif batch:
+    if n_out <= _NARROW or not batch or not _use_blocked(t_in, t_max):
+        w_t = np.ascontiguousarray(weight.T)
+        s_all, finite = _column_sums_checked(w_t)  # also the weights' NaN check
+        if not finite:
+            _as_float(weight, "weight", check_nan=True)  # raises the common message
+        if batch:
+            _run(_dense_forward_rows_narrow, _split(batch), t_in, w_t, s_all, p, t_out, wsum)
+    else:
+        _as_float(weight, "weight", check_nan=True)
         _run(dense_forward_rows, _split(batch), t_in, pack_blocks(weight), p, t_out, wsum)
     return t_out, wsum
 
@@ -226,130 +262,10 @@ def dense_delta(grad_out, t_out, wsum, delta_clip: float | None = None):
     return delta, n_clipped
 
 
-@njit(cache=True, nogil=True)
-def _dense_backward_block(delta, t_in, weight, t_out, g_w, g_t_parts, need_t, need_w,
-                          task, lo, hi):
-    """Outputs j in [lo, hi): this task owns rows j of g_w and its private g_t_parts[task].
-    j outer / b inner keeps w[j] and g_w[j] in L1 while the samples stream through."""
-    batch, n_in = t_in.shape
-    for j in range(lo, hi):
-        wj = weight[j]
-        gwj = g_w[j]
-        for b in range(batch):
-            d = delta[b, j]
-            if d == 0:
-                continue  # silent output (or zero upstream gradient)
-            tj = t_out[b, j]
-            tb = t_in[b]
-            if need_w and need_t:  # one pass: t_i is loaded once
-                gtb = g_t_parts[task, b]
-                for i in range(n_in):
-                    ti = tb[i]
-                    gwj[i] += (min(ti, tj) - tj) * d
-                    gtb[i] += wj[i] * d * (ti < tj)
-            elif need_w:
-                for i in range(n_in):
-                    gwj[i] += (min(tb[i], tj) - tj) * d
-            elif need_t:
-                gtb = g_t_parts[task, b]
-                for i in range(n_in):
-                    gtb[i] += wj[i] * d * (tb[i] < tj)
-
-
 def dense_backward(grad_out, t_in, weight, t_out, wsum, delta_clip: float | None = None):
     """Eq. 13-14 over the causal set -> (grad_t_in [B, in], grad_weight [out, in])."""
     g_t, g_w, _ = dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip)
     return g_t, g_w
-
-
-@njit(cache=True, nogil=True)
-def _causal_split(grad_out, wsum, clip, t_in, t_out):
-    """delta (exactly as `dense_delta`, clip < 0: none) split by the causal mask of its pair.
-
-    A pair (b, j) is "all-causal" when output j of sample b fires after every finite input
-    of b (the usual case in the input layer): its mask is 1 for every finite input, 0 for
-    the silent ones, and Eq. 13-14 become matrix products. Returns
-      d_aug [K, out], t_aug [K, in]: g_w = d_aug.T @ t_aug and g_t = d_aug[:B] @ w (then 0
-          at silent inputs) for the all-causal pairs, where
-          K = B + 1 if every input spikes: d_aug = [d; c], t_aug = [t_in - mu; -1],
-              c_j = sum_b d_bj (t_bj - mu_b) (the second term as one extra row),
-          K = 2 B otherwise: d_aug = [d; d * (t_out - mu)], t_aug = [(t_in - mu) f; -f],
-              f = [t_in finite], mu_b = the last input time of sample b;
-      d_mixed [B, out]: the other deltas (masked event kernel);
-      every_input_spikes, n_all, n_mixed, n_clipped.
-    delta != 0 only for fired outputs, so t_out is finite wherever it is multiplied."""
-    batch, n_in = t_in.shape
-    n_out = t_out.shape[1]
-    inf = np.inf
-    last = np.empty(batch)
-    every = True
-    for b in range(batch):
-        m = -inf
-        for i in range(n_in):
-            x = t_in[b, i]
-            if x < inf:
-                m = max(m, x)
-            else:
-                every = False
-        last[b] = m
-    # times are taken relative to mu_b = the sample's last input time (t_i - t_j =
-    # (t_i - mu) - (t_j - mu)): smaller terms, less cancellation in the two products
-    mu = np.zeros(batch, t_in.dtype)
-    for b in range(batch):
-        if last[b] > -inf:
-            mu[b] = last[b]
-    k = batch + 1 if every else 2 * batch
-    d_aug = np.zeros((k, n_out), t_out.dtype)
-    d_mixed = np.zeros((batch, n_out), t_out.dtype)
-    n_all = 0
-    n_mixed = 0
-    n_clipped = 0
-    for b in range(batch):
-        for j in range(n_out):
-            tj = t_out[b, j]
-            ws = wsum[b, j]
-            if not (tj < inf and tj > -inf and ws != 0):
-                continue  # silent: delta 0
-            d = grad_out[b, j] / ws
-            if clip >= 0 and abs(d) > clip:
-                n_clipped += 1
-                d = min(max(d, -clip), clip)
-            if d == 0:
-                continue
-            if tj > last[b]:
-                d_aug[b, j] = d
-                n_all += 1
-                if every:
-                    d_aug[batch, j] += d * (tj - mu[b])
-                else:
-                    d_aug[batch + b, j] = d * (tj - mu[b])
-            else:
-                d_mixed[b, j] = d
-                n_mixed += 1
-    t_aug = np.empty((k, n_in), t_in.dtype)
-    if every:
-        for b in range(batch):
-            for i in range(n_in):
-                t_aug[b, i] = t_in[b, i] - mu[b]
-        for i in range(n_in):
-            t_aug[batch, i] = -1.0
-    else:
-        for b in range(batch):
-            for i in range(n_in):
-                x = t_in[b, i]
-                fin = x < inf
-                t_aug[b, i] = x - mu[b] if fin else 0.0
-                t_aug[batch + b, i] = -1.0 if fin else 0.0
-    return d_aug, t_aug, d_mixed, every, n_all, n_mixed, n_clipped
-
-
-@njit(cache=True, nogil=True)
-def _zero_silent(g_t, t_in):
-    """g_t[b, i] = 0 where input i of sample b never spikes (it is causal for no output)."""
-    for b in range(t_in.shape[0]):
-        for i in range(t_in.shape[1]):
-            if t_in[b, i] == np.inf:
-                g_t[b, i] = 0.0
 
 
 def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
@@ -358,8 +274,8 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
     not needed (need_grad_t / need_grad_w False) is skipped and returned as zeros.
 
     Pairs (b, j) whose mask is all ones (output j fires after every input of sample b) go
-    through BLAS matrix products (see _causal_split; same sums, rounded in BLAS order);
-    the others through the masked event kernel."""
+    through BLAS matrix products (see `_dense_grad.causal_split`; same sums, rounded in BLAS
+    order); the others through the masked event kernel."""
     t_in = _as_float(t_in, "t_in")
     dt = t_in.dtype
     t_out = _as_float(t_out, "t_out", dt)
@@ -372,7 +288,7 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
     batch = t_in.shape[0]
     # the clip in the working dtype, as numpy compares and clips in dense_delta
     clip = dt.type(-1.0 if delta_clip is None else delta_clip)
-    d_aug, t_aug, d_mixed, every, n_all, n_mixed, n_clipped = _causal_split(
+    d_aug, d_mixed, mu, every, n_all, n_mixed, n_clipped = causal_split(
         grad_out, wsum, clip, t_in, t_out)
     if n_all and (BACKWARD_PRODUCTS == "never" or (BACKWARD_PRODUCTS == "auto" and n_all < n_mixed)):
         # few all-causal pairs (outputs firing early, as in a trained network): the products
@@ -386,9 +302,9 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
             if need_grad_t:
                 g_t = d_aug[:batch] @ weight
                 if not every:
-                    _zero_silent(g_t, t_in)
+                    zero_silent(g_t, t_in)
             if need_grad_w:
-                g_w = d_aug.T @ t_aug
+                g_w = d_aug.T @ augmented_times(t_in, mu, every)
     g_t = np.zeros_like(t_in) if g_t is None else g_t
     g_w = np.zeros_like(weight) if g_w is None else g_w
     if n_mixed:
@@ -396,7 +312,7 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
         m_w = np.zeros_like(weight) if n_all else g_w
         g_t_parts = np.zeros((len(parts), batch, t_in.shape[1]) if need_grad_t
                              else (len(parts), 0, 0), dtype=dt)
-        _run(_dense_backward_block, parts, d_mixed, t_in, weight, t_out, m_w, g_t_parts,
+        _run(masked_block, parts, d_mixed, t_in, weight, t_out, m_w, g_t_parts,
              bool(need_grad_t), bool(need_grad_w))
         if need_grad_w and n_all:
             g_w += m_w
@@ -408,7 +324,8 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
 # ---------------------------------------------------------------------------------------------
 # conv2d: the dense neuron over every (+inf padded) receptive field
 @njit(cache=True, nogil=True)
-def _conv2d_forward_rows(t_in, wT, kh, kw, sh, sw, ph, pw, p, t_out, wsum, task, lo, hi):
+def _conv2d_forward_rows(t_in, wT, s_all, kh, kw, sh, sw, ph, pw, p, t_out, wsum, task, lo,
+                         hi):
     n_o = wT.shape[1]
     oh, ow = t_out.shape[2], t_out.shape[3]
     vals = np.empty(wT.shape[0], dtype=t_in.dtype)
@@ -423,7 +340,7 @@ def _conv2d_forward_rows(t_in, wT, kh, kw, sh, sw, ph, pw, p, t_out, wsum, task,
         x = pos % ow
         gather_patch(t_in, b, y * sh - ph, x * sw - pw, kh, kw, vals, p[2])
         order, n_act = active(vals, p[1])
-        walk(vals, order, n_act, wT, p, w_acc, t_acc, g_acc, t_buf, w_buf)
+        walk(vals, order, n_act, wT, s_all, p, w_acc, t_acc, g_acc, t_buf, w_buf)
         for o in range(n_o):
             t_out[b, o, y, x] = t_buf[o]
             wsum[b, o, y, x] = w_buf[o]
@@ -454,8 +371,8 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold: float
     wsum = np.empty_like(t_out)
     w_t = np.ascontiguousarray(weight.reshape(n_o, -1).T)
     if t_out.size:
-        _run(_conv2d_forward_rows, _split(batch * oh * ow), t_in, w_t, kh, kw, sh, sw, ph, pw,
-             p, t_out, wsum)
+        _run(_conv2d_forward_rows, _split(batch * oh * ow), t_in, w_t, column_sums(w_t), kh, kw,
+             sh, sw, ph, pw, p, t_out, wsum)
     return t_out, wsum
 
 

@@ -199,17 +199,18 @@ def test_nan_or_infinite_inputs_are_rejected():
 # the blocked forward and the two backward paths (all-causal products / masked event kernel)
 def _walk_per_sample(t, w, theta, t_max):
     """The unblocked event walk of `_neuron`, one sample at a time (the pre-blocking kernel)."""
-    from stdbp.kernels._neuron import active, walk
+    from stdbp.kernels._neuron import active, column_sums, walk
 
     p = np.array([theta, t_max, np.inf], t.dtype)
     wT = np.ascontiguousarray(w.T)
+    s_all = column_sums(wT)
     n_out = w.shape[0]
     t_out = np.empty((t.shape[0], n_out), t.dtype)
     wsum = np.empty_like(t_out)
     scratch = [np.empty(n_out, t.dtype) for _ in range(3)]
     for b in range(t.shape[0]):
         order, n_act = active(t[b], p[1])
-        walk(t[b], order, n_act, wT, p, *scratch, t_out[b], wsum[b])
+        walk(t[b], order, n_act, wT, s_all, p, *scratch, t_out[b], wsum[b])
     return t_out, wsum
 
 
@@ -312,11 +313,25 @@ def wide_layer(draw):
     return t.astype(dtype), w.astype(dtype), t_max, theta
 
 
+class _forward_path:
+    """Force cpu.FORWARD_PATH inside a hypothesis test (no function-scoped fixtures there)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.old, cpu.FORWARD_PATH = cpu.FORWARD_PATH, self.path
+
+    def __exit__(self, *exc):
+        cpu.FORWARD_PATH = self.old
+
+
 @settings(max_examples=60, deadline=None)
 @given(wide_layer())
 def test_property_blocked_forward_is_bit_identical_to_the_event_walk(case):
     t, w, t_max, theta = case
-    got, got_w = cpu.dense_forward(t, w, theta, t_max)
+    with _forward_path("blocked"):
+        got, got_w = cpu.dense_forward(t, w, theta, t_max)
     ref, ref_w = _walk_per_sample(t, w, theta, t_max)
     np.testing.assert_array_equal(got, ref)
     np.testing.assert_array_equal(got_w, ref_w)
@@ -326,9 +341,11 @@ SAMPLE = Path(__file__).resolve().parents[2] / "models" / "sample" / "mnist-test
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blocked_forward_on_mnist_digits_is_bit_identical(dtype):
-    # real digits: black backgrounds (one big tie group per image; the group sums share
-    # work between images with the same black rows so far and split where strokes begin)
+def test_blocked_forward_on_mnist_digits_is_bit_identical(dtype, monkeypatch):
+    # real digits: black backgrounds, one big tie group per image. t_max = inf: the last
+    # group, taken from the column sums; with one silent pixel it is summed instead (sharing
+    # work between images with the same black rows so far); t_max = 1: it never spikes.
+    monkeypatch.setattr(cpu, "FORWARD_PATH", "blocked")
     if not SAMPLE.exists():
         pytest.skip(f"{SAMPLE} not present")
     with np.load(SAMPLE) as z:
@@ -336,23 +353,55 @@ def test_blocked_forward_on_mnist_digits_is_bit_identical(dtype):
     rng = np.random.default_rng(7)
     t = ((255 - img) / 255.0).astype(dtype)
     w = rng.normal(0.0026, 0.003, (300, 784)).astype(dtype)
-    for scale, t_max in ((1.0, math.inf), (6.0, 1.0)):
+    one_silent = t.copy()
+    one_silent[:, 0] = np.inf
+    for t, scale, t_max in ((t, 1.0, math.inf), (one_silent, 1.0, math.inf), (t, 6.0, 1.0)):
         got, got_w = cpu.dense_forward(t, w * scale, 1.0, t_max)
         ref, ref_w = _walk_per_sample(t, w * scale, 1.0, t_max)
         np.testing.assert_array_equal(got, ref)
         np.testing.assert_array_equal(got_w, ref_w)
 
 
+@pytest.mark.parametrize("path", ["walk", "blocked"])
+@pytest.mark.parametrize("dtype,bound", [(np.float32, 1e-5), (np.float64, 1e-13)])
+def test_last_group_from_column_sums_matches_the_float64_reference(path, dtype, bound, monkeypatch):
+    # every pixel spikes, 80 % of them black at alpha = 1: that last group is taken as
+    # s_all - W. Error bound relative to the conditioning kappa = sum_C |w| / |W_C| of each
+    # spike (outputs whose causal weights nearly cancel fire late and are ill-conditioned).
+    monkeypatch.setattr(cpu, "FORWARD_PATH", path)
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (40, 784))
+    img[rng.random(img.shape) < 0.8] = 0
+    t = (255 - img) / 255.0
+    for mean in (0.0, 0.002, 0.01):  # outputs firing after the last group / before it
+        w = rng.normal(mean, 0.03, (50, 784))
+        got, got_w = cpu.dense_forward(t.astype(dtype), w.astype(dtype))
+        ref, ref_w = dense_reference(t, w)
+        fin = np.isfinite(ref)
+        np.testing.assert_array_equal(np.isfinite(got), fin)
+        causal = t[:, None, :] < ref[:, :, None]
+        kappa = (np.abs(w)[None] * causal).sum(-1)[fin] / np.abs(ref_w[fin])
+        rel = np.abs(got[fin] - ref[fin]) / np.abs(ref[fin])
+        assert (rel <= bound * np.maximum(1.0, kappa)).all()
+        assert (ref[fin] > 1.0).any()  # some fire after the last group
+
+
 def test_forward_path_choice_follows_the_tie_groups():
-    """The blocked kernel for inputs mostly in big groups of equal times (MNIST pixels, paper
-    encoding), the per-sample walk for jittered or continuous times."""
+    """The blocked kernel for inputs mostly in big groups of equal times that must be summed
+    (MNIST's black pixels at alpha when some inputs never spike), the per-sample walk for
+    jittered or continuous times, and for a last group of every-input-spiking samples (both
+    kernels take that one from the column sums)."""
     rng = np.random.default_rng(11)
-    t = _mnist_like(rng, 16, 784, 0.8)
-    t[np.isinf(t)] = 1.0  # black pixels spike at alpha: one big group per sample
-    assert cpu._tied_share(t, np.float32(4.0), 16) > 0.7 and cpu._use_blocked(t, 4.0)
+    t = _mnist_like(rng, 32, 784, 0.8)
+    t[np.isinf(t)] = 1.0  # black pixels spike at alpha: one big group per sample, the last
+    assert cpu._tied_share(t, np.float32(4.0), 16, 32) < 0.3 and not cpu._use_blocked(t, 4.0)
+    t[:, :4] = np.inf  # now not every input spikes: the black group is summed row by row
+    assert cpu._tied_share(t, np.float32(4.0), 16, 32) > 0.7 and cpu._use_blocked(t, 4.0)
+    # an estimate from the first rows: about the same share
+    assert abs(cpu._tied_share(t, np.float32(4.0), 16, 8) - cpu._tied_share(t, np.float32(4.0), 16, 32)) < 0.1
     jittered = np.maximum(t + rng.normal(0, 0.1, t.shape).astype(np.float32), 0)
-    assert cpu._tied_share(jittered, np.float32(4.0), 16) < 0.1 and not cpu._use_blocked(jittered, 4.0)
-    assert cpu._tied_share(np.full((2, 5), np.inf, np.float32), np.float32(4.0), 16) == 0.0
+    assert cpu._tied_share(jittered, np.float32(4.0), 16, 32) < 0.1 and not cpu._use_blocked(jittered, 4.0)
+    assert cpu._tied_share(np.full((2, 5), np.inf, np.float32), np.float32(4.0), 16, 16) == 0.0
     # either path, the same spike times
     w = rng.normal(0.01, 0.05, (64, 784)).astype(np.float32)
     a = cpu.dense_forward(t, w, 1.0, 4.0)
