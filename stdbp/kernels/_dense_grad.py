@@ -112,26 +112,52 @@ def causal_split(grad_out, wsum, clip, t_in, t_out):
 
 
 @njit(cache=True, nogil=True)
-def augmented_times(t_in, mu, every):
-    """t_aug with g_w = d_aug.T @ t_aug (see `causal_split`): [t_in - mu; -1] when every input
-    spikes, else [(t_in - mu) f; -f] with f = [t_in finite]."""
+def spiking_columns(t_in):
+    """The inputs that spike in at least one sample, increasing. The others get no gradient
+    at all (an input that never spikes is causal for nothing), so the weight gradient's
+    matrix product can leave them out (MNIST, silent black pixels: about 520 of 784 inputs
+    spike somewhere in a batch of 128: a third of the product saved)."""
     batch, n_in = t_in.shape
-    if every:
-        t_aug = np.empty((batch + 1, n_in), t_in.dtype)
-        for b in range(batch):
-            for i in range(n_in):
-                t_aug[b, i] = t_in[b, i] - mu[b]
-        for i in range(n_in):
-            t_aug[batch, i] = -1.0
-        return t_aug
-    t_aug = np.empty((2 * batch, n_in), t_in.dtype)
+    seen = np.zeros(n_in, np.bool_)
     for b in range(batch):
         for i in range(n_in):
-            x = t_in[b, i]
+            seen[i] |= t_in[b, i] < np.inf
+    return np.flatnonzero(seen)
+
+
+@njit(cache=True, nogil=True)
+def augmented_times(t_in, mu, every, cols):
+    """t_aug with g_w[:, cols] = d_aug.T @ t_aug (see `causal_split`), for the input columns
+    cols: [t_in - mu; -1] when every input spikes, else [(t_in - mu) f; -f] with
+    f = [t_in finite]."""
+    batch = t_in.shape[0]
+    n_c = cols.shape[0]
+    if every:
+        t_aug = np.empty((batch + 1, n_c), t_in.dtype)
+        for b in range(batch):
+            for k in range(n_c):
+                t_aug[b, k] = t_in[b, cols[k]] - mu[b]
+        for k in range(n_c):
+            t_aug[batch, k] = -1.0
+        return t_aug
+    t_aug = np.empty((2 * batch, n_c), t_in.dtype)
+    for b in range(batch):
+        for k in range(n_c):
+            x = t_in[b, cols[k]]
             fin = x < np.inf
-            t_aug[b, i] = x - mu[b] if fin else 0.0
-            t_aug[batch + b, i] = -1.0 if fin else 0.0
+            t_aug[b, k] = x - mu[b] if fin else 0.0
+            t_aug[batch + b, k] = -1.0 if fin else 0.0
     return t_aug
+
+
+@njit(cache=True, nogil=True)
+def scatter_columns(src, cols, n_in):
+    """out [rows, n_in]: out[:, cols] = src, 0 elsewhere."""
+    out = np.zeros((src.shape[0], n_in), src.dtype)
+    for j in range(src.shape[0]):
+        for k in range(cols.shape[0]):
+            out[j, cols[k]] = src[j, k]
+    return out
 
 
 @njit(cache=True, nogil=True)

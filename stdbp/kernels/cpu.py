@@ -42,7 +42,7 @@ from numba import njit
 from stdbp.kernels._blas import blas_threads
 from stdbp.kernels._dense import dense_forward_rows, pack_blocks
 from stdbp.kernels._dense_grad import (augmented_times, causal_split, masked_block,
-                                       zero_silent)
+                                       scatter_columns, spiking_columns, zero_silent)
 from stdbp.kernels._neuron import active, column_sums, gather_patch, walk
 from stdbp.threads import num_threads  # also read by the bench scripts as cpu.num_threads
 
@@ -304,7 +304,11 @@ def dense_backward_counted(grad_out, t_in, weight, t_out, wsum, delta_clip=None,
                 if not every:
                     zero_silent(g_t, t_in)
             if need_grad_w:
-                g_w = d_aug.T @ augmented_times(t_in, mu, every)
+                n_in = t_in.shape[1]
+                cols = np.arange(n_in) if every else spiking_columns(t_in)
+                g_w = d_aug.T @ augmented_times(t_in, mu, every, cols)
+                if cols.shape[0] < n_in:
+                    g_w = scatter_columns(g_w, cols, n_in)
     g_t = np.zeros_like(t_in) if g_t is None else g_t
     g_w = np.zeros_like(weight) if g_w is None else g_w
     if n_mixed:

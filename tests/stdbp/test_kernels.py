@@ -265,6 +265,26 @@ def test_backward_mixes_all_causal_and_masked_pairs_exactly(need_t, need_w, prod
         assert (g_w == 0).all()
 
 
+def test_weight_product_leaves_out_inputs_that_never_spike(monkeypatch):
+    # inputs silent in every sample get exactly zero gradient; those spiking in one sample
+    # only still get theirs
+    from tests.stdbp.reference import dense_grad_reference
+
+    monkeypatch.setattr(cpu, "BACKWARD_PRODUCTS", "always")
+    rng = np.random.default_rng(8)
+    t = _mnist_like(rng, 5, 40, 0.3, np.float64)
+    t[:, 30:] = np.inf
+    t[1:, 20:24] = np.inf
+    w = rng.normal(0.05, 0.1, (12, 40))
+    t_out, wsum = cpu.dense_forward(t, w, 1.0, math.inf)
+    g = rng.normal(size=t_out.shape)
+    g_t, g_w = cpu.dense_backward(g, t, w, t_out, wsum)
+    ref_t, ref_w = dense_grad_reference(g, t, w, 1.0, math.inf)
+    np.testing.assert_allclose(g_w, ref_w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(g_t, ref_t, rtol=1e-9, atol=1e-12)
+    assert (g_w[:, 30:] == 0).all() and (g_w[:, 20:24] != 0).any()
+
+
 def test_blas_threads_restores_the_thread_count():
     from stdbp.kernels import _blas
 
