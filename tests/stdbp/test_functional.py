@@ -280,3 +280,29 @@ def test_input_layer_gets_no_input_gradient_and_weights_still_learn():
     out = SF.relpsp_dense(t, w)
     out.masked_fill(torch.isinf(out), 0).sum().backward()
     assert t.grad is None and w.grad is not None and w.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_tensors_match_the_cpu_kernels(dtype):
+    # runs where a GPU is present: CUDA tensors take the vectorised torch path, which must
+    # agree with the compiled CPU kernels (values, silent outputs and both gradients)
+    rng = np.random.default_rng(12)
+    t, w = dense_case(rng, batch=8, n_in=30, n_out=12)
+    rtol = 1e-9 if dtype == torch.float64 else 1e-4
+    outs = {}
+    for device in ("cpu", "cuda"):
+        tt = torch.tensor(t, dtype=dtype, device=device, requires_grad=True)
+        ww = torch.tensor(w, dtype=dtype, device=device, requires_grad=True)
+        out = SF.relpsp_dense(tt, ww, 1.0, 2.0)
+        assert out.device.type == device
+        torch.where(torch.isfinite(out), out, torch.zeros_like(out)).sum().backward()
+        outs[device] = (out.detach().cpu().numpy(), tt.grad.cpu().numpy(), ww.grad.cpu().numpy())
+        x = torch.tensor(t.reshape(8, 1, 5, 6), dtype=dtype, device=device)
+        k = torch.tensor(rng.normal(0.2, 0.3, (3, 1, 3, 3)), dtype=dtype, device=device)
+        outs[device + "-conv"] = SF.relpsp_conv2d(x, k, padding=1).cpu().numpy()
+    for got, ref in zip(outs["cuda"], outs["cpu"]):
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+        fin = np.isfinite(ref)
+        np.testing.assert_allclose(got[fin], ref[fin], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(outs["cuda-conv"], outs["cpu-conv"], rtol=rtol, atol=rtol)
