@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from stdbp.kernels._neuron import argsort_into
+from stdbp.kernels._neuron import add_and_test, argsort_into, fire_in_interval
 from stdbp.kernels._simd import prefer_512
 
 JB = 256  # most outputs per forward block: a 784 x 208 float32 slab is 650 KB (L2)
@@ -220,22 +220,12 @@ def _walk_impl(sv, order, n_act, ge, wb, s_blk, n_live, p, w_acc, t_acc, t_out, 
         else:
             # W += G, T += t G and the end-of-interval test in one pass (a bool "or"
             # reduction vectorises at full width); the firing pass runs only on a hit
-            hits = False
-            for jj in range(jb):
-                g = wb[r, jj] if from_wb else gsum[r, jj]
-                wn = w_acc[jj] + g
-                tn = t_acc[jj] + g * ti
-                w_acc[jj] = wn
-                t_acc[jj] = tn
-                hits |= (wn * e - tn >= thr) & (t_out[jj] == inf)
+            if from_wb:
+                hits = add_and_test(wb, r, w_acc, t_acc, t_out, ti, e, thr, inf)
+            else:
+                hits = add_and_test(gsum, r, w_acc, t_acc, t_out, ti, e, thr, inf)
             if hits:
-                lo = np.nextafter(ti, inf)
-                for jj in range(jb):
-                    wj = w_acc[jj]
-                    if t_out[jj] == inf and wj > 0 and wj * e - t_acc[jj] >= thr:
-                        t_out[jj] = min(max((thr + t_acc[jj]) / wj, lo), e)
-                        wsum[jj] = wj
-                        remaining -= 1
+                remaining -= fire_in_interval(w_acc, t_acc, t_out, wsum, ti, e, thr, inf)
             h = horizon(w_acc, t_acc, t_out, pos, absw, e, thr, cm)
 
 

@@ -42,6 +42,7 @@ def walk(vals, order, n_act, wT, s_all, p, w_acc, t_acc, g_acc, t_out, wsum):
     remaining = n_out
     k = 0
     full = n_act == vals.shape[0]
+    g_row = g_acc.reshape(1, n_out)  # a group's sum as row 0 of a 2-D source
     while k < n_act and remaining > 0:
         i = order[k]
         ti = vals[i]
@@ -79,34 +80,47 @@ def walk(vals, order, n_act, wT, s_all, p, w_acc, t_acc, g_acc, t_out, wsum):
                     wsum[j] = w_acc[j]
                     remaining -= 1
             continue
-        # W += G, T += t G and the end-of-interval test in one pass (a bool "or" reduction
-        # vectorises at full width); the branchy firing pass runs only when someone fires
-        hits = False
+        # W += G, T += t G and the end-of-interval test in one pass; the firing pass runs
+        # only when someone fires
         if grouped:
-            for j in range(n_out):
-                g = g_acc[j]
-                wn = w_acc[j] + g
-                tn = t_acc[j] + g * ti
-                w_acc[j] = wn
-                t_acc[j] = tn
-                hits |= (wn * e - tn >= thr) & (t_out[j] == inf)
+            hits = add_and_test(g_row, 0, w_acc, t_acc, t_out, ti, e, thr, inf)
         else:
-            for j in range(n_out):
-                g = wT[i, j]
-                wn = w_acc[j] + g
-                tn = t_acc[j] + g * ti
-                w_acc[j] = wn
-                t_acc[j] = tn
-                hits |= (wn * e - tn >= thr) & (t_out[j] == inf)
-        if not hits:
-            continue
-        lo = np.nextafter(ti, inf)  # a libm call: only when someone fires
-        for j in range(n_out):
-            wj = w_acc[j]
-            if t_out[j] == inf and wj > 0 and wj * e - t_acc[j] >= thr:
-                t_out[j] = min(max((thr + t_acc[j]) / wj, lo), e)
-                wsum[j] = wj
-                remaining -= 1
+            hits = add_and_test(wT, i, w_acc, t_acc, t_out, ti, e, thr, inf)
+        if hits:
+            remaining -= fire_in_interval(w_acc, t_acc, t_out, wsum, ti, e, thr, inf)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def add_and_test(src, r, w_acc, t_acc, t_out, ti, e, thr, inf):
+    """W += g, T += ti g for g = src[r] (a weight row, or a group's sum), and whether some
+    unfired output's value at the interval's end reaches theta: W e - T >= theta. One pass
+    (a bool "or" reduction vectorises at full width). Shared by both forward kernels so
+    that their arithmetic is the same, operation for operation."""
+    hits = False
+    for j in range(t_out.shape[0]):
+        g = src[r, j]
+        wn = w_acc[j] + g
+        tn = t_acc[j] + g * ti
+        w_acc[j] = wn
+        t_acc[j] = tn
+        hits |= (wn * e - tn >= thr) & (t_out[j] == inf)
+    return hits
+
+
+@njit(cache=True, nogil=True, inline="always")
+def fire_in_interval(w_acc, t_acc, t_out, wsum, ti, e, thr, inf):
+    """Fire every unfired output whose END value reaches theta, W e - T >= theta (W > 0), at
+    (theta + T) / W clamped into (ti, e]; returns how many fired. The branchy pass that runs
+    only after a vectorised test found a hit (np.nextafter is a libm call)."""
+    lo = np.nextafter(ti, inf)
+    fired = 0
+    for j in range(t_out.shape[0]):
+        wj = w_acc[j]
+        if t_out[j] == inf and wj > 0 and wj * e - t_acc[j] >= thr:
+            t_out[j] = min(max((thr + t_acc[j]) / wj, lo), e)
+            wsum[j] = wj
+            fired += 1
+    return fired
 
 
 @njit(cache=True, nogil=True)
