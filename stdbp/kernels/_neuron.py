@@ -125,13 +125,18 @@ def fire_in_interval(w_acc, t_acc, t_out, wsum, ti, e, thr, inf):
 
 @njit(cache=True, nogil=True)
 def column_sums(wT):
-    """s[j] = sum_i wT[i, j], summed sequentially in increasing i (the order `walk` and the
-    blocked kernel both rely on, so that their results agree bit for bit)."""
+    """(s, finite): s[j] = sum_i wT[i, j], summed sequentially in increasing i (the order
+    `walk` and the blocked kernel both rely on, so that their results agree bit for bit),
+    and whether every weight is finite (the NaN check, in the same pass)."""
     s = np.zeros(wT.shape[1], wT.dtype)
+    hi = np.inf
+    bad = False
     for i in range(wT.shape[0]):
         for j in range(wT.shape[1]):
-            s[j] += wT[i, j]
-    return s
+            x = wT[i, j]
+            s[j] += x
+            bad |= not (abs(x) < hi)
+    return s, not bad
 
 
 @njit(cache=True, nogil=True)

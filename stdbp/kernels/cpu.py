@@ -196,20 +196,6 @@ def _tied_share(t_in, t_max, min_group, n_rows):
     return tied / active_n if active_n else 0.0
 
 
-@njit(cache=True, nogil=True)
-def _column_sums_checked(w_t):
-    """(`column_sums(w_t)`, every weight finite) in one pass over the rows of w_t."""
-    s_all = np.zeros(w_t.shape[1], w_t.dtype)
-    hi = np.inf
-    bad = False
-    for i in range(w_t.shape[0]):
-        for j in range(w_t.shape[1]):
-            x = w_t[i, j]
-            s_all[j] += x
-            bad |= not (abs(x) < hi)
-    return s_all, not bad
-
-
 def _use_blocked(t_in, t_max) -> bool:
     """The blocked kernel (`_dense`) shares work between samples and outputs when most inputs
     arrive in big groups of equal times that must be summed (MNIST's black pixels at alpha
@@ -237,7 +223,7 @@ def dense_forward(t_in, weight, threshold: float = 1.0, t_max: float = math.inf)
     wsum = np.empty((batch, n_out), dtype=t_in.dtype)
     if n_out <= _NARROW or not batch or not _use_blocked(t_in, t_max):
         w_t = np.ascontiguousarray(weight.T)
-        s_all, finite = _column_sums_checked(w_t)  # also the weights' NaN check
+        s_all, finite = column_sums(w_t)  # also the weights' NaN check
         if not finite:
             _as_float(weight, "weight", check_nan=True)  # raises the common message
         if batch:
@@ -375,8 +361,9 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold: float
     wsum = np.empty_like(t_out)
     w_t = np.ascontiguousarray(weight.reshape(n_o, -1).T)
     if t_out.size:
-        _run(_conv2d_forward_rows, _split(batch * oh * ow), t_in, w_t, column_sums(w_t), kh, kw,
-             sh, sw, ph, pw, p, t_out, wsum)
+        s_all, _ = column_sums(w_t)
+        _run(_conv2d_forward_rows, _split(batch * oh * ow), t_in, w_t, s_all, kh, kw, sh, sw,
+             ph, pw, p, t_out, wsum)
     return t_out, wsum
 
 
