@@ -105,6 +105,23 @@ def horizon(w_acc, t_acc, t_out, pos, absw, e0, thr, cm):
     return h
 
 
+@njit(nogil=True, inline="always")
+def add_rows(gsum, dst, wb, idx, start, end):
+    """gsum[dst] += wb[idx[k]] for k = start .. end - 1, left to right, four rows per pass
+    over gsum[dst] (g + a + b + c + d left to right is the sequential sum)."""
+    k = start
+    while k + 4 <= end:
+        i0, i1, i2, i3 = idx[k], idx[k + 1], idx[k + 2], idx[k + 3]
+        for jj in range(wb.shape[1]):
+            gsum[dst, jj] = gsum[dst, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj] + wb[i3, jj]
+        k += 4
+    while k < end:
+        i0 = idx[k]
+        for jj in range(wb.shape[1]):
+            gsum[dst, jj] += wb[i0, jj]
+        k += 1
+
+
 @njit(nogil=True, error_model="numpy", inline="always")
 def _walk_impl(sv, order, n_act, ge, wb, s_blk, n_live, p, w_acc, t_acc, t_out, wsum,
                gsum, slot_k0, slot_row, s_first, s_end, pos, absw, cm, jb):
@@ -180,18 +197,7 @@ def _walk_impl(sv, order, n_act, ge, wb, s_blk, n_live, p, w_acc, t_acc, t_out, 
             i0 = order[k]
             for jj in range(jb):
                 gsum[gi, jj] = wb[i0, jj]
-            q = k + 1
-            while q + 4 <= end:
-                i0, i1, i2, i3 = order[q], order[q + 1], order[q + 2], order[q + 3]
-                for jj in range(jb):
-                    gsum[gi, jj] = (gsum[gi, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj]
-                                    + wb[i3, jj])
-                q += 4
-            while q < end:
-                i0 = order[q]
-                for jj in range(jb):
-                    gsum[gi, jj] += wb[i0, jj]
-                q += 1
+            add_rows(gsum, gi, wb, order, k + 1, end)
             from_wb, r = False, gi
         else:
             from_wb, r = True, order[k]
@@ -409,18 +415,7 @@ def group_sums(wb, op_src, op_dst, op_ptr, op_rows, gsum):
         elif src != dst:
             for jj in range(jb):
                 gsum[dst, jj] = gsum[src, jj]
-        k = op_ptr[o]
-        end = op_ptr[o + 1]
-        while k + 4 <= end:
-            i0, i1, i2, i3 = op_rows[k], op_rows[k + 1], op_rows[k + 2], op_rows[k + 3]
-            for jj in range(jb):
-                gsum[dst, jj] = gsum[dst, jj] + wb[i0, jj] + wb[i1, jj] + wb[i2, jj] + wb[i3, jj]
-            k += 4
-        while k < end:
-            i0 = op_rows[k]
-            for jj in range(jb):
-                gsum[dst, jj] += wb[i0, jj]
-            k += 1
+        add_rows(gsum, dst, wb, op_rows, op_ptr[o], op_ptr[o + 1])
 
 
 @njit(cache=True, nogil=True)
