@@ -17,7 +17,6 @@ import numpy as np
 from numba import njit
 
 
-
 @njit(cache=True, nogil=True)
 def masked_block(delta, t_in, weight, t_out, g_w, g_t_parts, need_t, need_w, task, lo, hi):
     """Outputs j in [lo, hi): this task owns rows j of g_w and its private g_t_parts[task].

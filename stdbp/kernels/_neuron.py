@@ -48,7 +48,7 @@ def walk(vals, order, n_act, wT, s_all, p, w_acc, t_acc, g_acc, t_out, wsum):
         ti = vals[i]
         k0 = k
         k += 1
-        if full and vals[order[n_act - 1]] == ti:
+        if full and k < n_act and vals[order[n_act - 1]] == ti:
             for j in range(n_out):  # the last group, every input spiking: see above
                 g_acc[j] = s_all[j] - w_acc[j]
             k = n_act

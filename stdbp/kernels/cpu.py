@@ -136,8 +136,9 @@ def _run(fn, parts, *args) -> None:
 # dense
 @njit(cache=True, nogil=True)
 def _dense_forward_rows_narrow(t_in, wT, s_all, p, t_out, wsum, task, lo, hi):
-    """Unblocked walk, one sample at a time: faster than the blocked kernel for a few outputs
-    (per-group overheads dominate there). Same arithmetic: bit-identical results."""
+    """Unblocked walk, one sample at a time: for a few outputs (per-group overheads dominate
+    the blocked kernel there) and whenever `_use_blocked` says no. Same arithmetic as the
+    blocked kernel: bit-identical results."""
     n_out = wT.shape[1]
     w_acc = np.empty(n_out, dtype=t_in.dtype)
     t_acc = np.empty(n_out, dtype=t_in.dtype)
