@@ -87,6 +87,8 @@ def make_card(run_dir: str | Path, dest: str | Path, command: str, checkpoint: s
         "test_images": int(len(data.y_test)),
         "paper_accuracy_percent": PAPER_ACCURACY.get((cfg.data, cfg.arch)),
         "epoch_of_checkpoint": state["epoch"],
+        "epoch_chosen_on": (f"validation: {cfg.val_split} training images held out" if cfg.val_split
+                            else "test set (no validation split)"),
         "snn_epochs_run": len(snn),
         "ann_pretraining": _ann_info(ann),
         "accuracy_after_conversion": init[0]["test_accuracy"] if init else None,

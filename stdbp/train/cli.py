@@ -134,6 +134,7 @@ def train(
     seed: int = typer.Option(0),
     train_subset: Optional[int] = typer.Option(None, help="use only N training images"),
     test_subset: Optional[int] = typer.Option(None, help="use only N test images"),
+    val_split: int = typer.Option(0, help="hold out N training images; best.pt is chosen on them (0: on the test set, as the paper)"),
     data_dir: Optional[str] = typer.Option(None, help="folder with the IDX files (else STDBP_DATA_DIR, caches)"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
     threads: Optional[int] = typer.Option(None, help="torch/numba threads (default: all cores)"),
@@ -159,7 +160,7 @@ def train(
                           t_max=t_max, alpha=alpha, silent_zero=silent_zero, delta_clip=delta_clip, init=init,
                           ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, coverage_search=coverage_search, ann_from=ann_from, ann_dropout=ann_dropout,
                           silent_target_push=silent_target_push, augment_shift=augment_shift,
-                          seed=seed, train_subset=train_subset, test_subset=test_subset, data_dir=data_dir,
+                          seed=seed, train_subset=train_subset, test_subset=test_subset, val_split=val_split, data_dir=data_dir,
                           device=device)
         console = Console(quiet=rank != 0, width=None if sys.stdout.isatty() else 200)
         summary = run_training(cfg, out, resume=resume, force=force, epochs_given=epochs is not None,
@@ -169,7 +170,8 @@ def train(
             raise typer.Exit(3)
         if summary["status"] == "interrupted":
             raise typer.Exit(130)
-        console.print(f"done: best test accuracy {summary['best_test_accuracy'] * 100:.2f} % "
+        chosen = "" if summary["selected_on"] == "test" else " (epoch chosen on the validation images)"
+        console.print(f"done: best test accuracy {summary['best_test_accuracy'] * 100:.2f} %{chosen} "
                       f"after {summary['epochs_done']} epochs; ONNX: {summary.get('onnx', '-')}", highlight=False)
 
 

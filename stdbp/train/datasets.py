@@ -27,6 +27,8 @@ class TrainData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     classes: list[str]
+    x_val: torch.Tensor | None = None   # held out of the training images (--val-split), else None
+    y_val: torch.Tensor | None = None
 
 
 def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,12 +81,16 @@ def load_image_folder(folder: str | Path, hw: tuple[int, int], test_fraction: fl
 
 def load_train_data(data: str, pixel_shape: tuple[int, ...], *, data_dir: str | None = None,
                     train_subset: int | None = None, test_subset: int | None = None,
-                    seed: int = 0, image_shape: tuple[int, ...] | None = None) -> TrainData:
+                    seed: int = 0, image_shape: tuple[int, ...] | None = None,
+                    val_split: int = 0) -> TrainData:
     """`data` is `mnist`, `fashion-mnist` or a folder of images per class.
 
     `pixel_shape`: one sample as the model takes it; `image_shape`: the architecture's input
     ((C, H, W) for an image input, which sets the resize of folder images even when the model
-    takes them flattened, e.g. `160x250-4-2`)."""
+    takes them flattened, e.g. `160x250-4-2`).
+
+    `val_split`: hold N training images out as a validation set (a seeded draw, after the
+    subset), so that model selection need not look at the test set."""
     from stdbp.data import DATASETS, load_dataset
 
     n_pixels = int(np.prod(pixel_shape))
@@ -112,6 +118,15 @@ def load_train_data(data: str, pixel_shape: tuple[int, ...], *, data_dir: str | 
         return (torch.from_numpy(np.array(x, dtype=np.uint8).reshape(len(y), *pixel_shape)),
                 torch.from_numpy(np.asarray(y, dtype=np.int64)))
 
+    x_val = y_val = None
+    if val_split:
+        if not 0 < val_split < len(ytr):
+            raise UserError(f"--val-split {val_split}", f"the training set has {len(ytr)} images",
+                            f"hold out between 1 and {len(ytr) - 1} images (0 = no validation set)")
+        val = np.zeros(len(ytr), dtype=bool)
+        val[np.random.default_rng(seed + 2).permutation(len(ytr))[:val_split]] = True
+        x_val, y_val = tens(np.asarray(xtr)[val], np.asarray(ytr)[val])
+        xtr, ytr = np.asarray(xtr)[~val], np.asarray(ytr)[~val]
     x_train, y_train = tens(xtr, ytr)
     x_test, y_test = tens(xte, yte)
-    return TrainData(str(data), x_train, y_train, x_test, y_test, classes)
+    return TrainData(str(data), x_train, y_train, x_test, y_test, classes, x_val, y_val)

@@ -3,7 +3,8 @@
 - `config.json`     the full recipe (TrainConfig), written once;
 - `metrics.jsonl`   one JSON line per phase/epoch (ANN epochs, conversion, SNN epochs);
 - `checkpoint.pt`   the state after the last complete epoch (atomic, every epoch);
-- `best.pt`         the checkpoint with the best test accuracy so far;
+- `best.pt`         the checkpoint with the best validation accuracy so far (`--val-split`),
+                    else the best test accuracy;
 - `ann.pt`          the trained ANN (ANN initialisation);
 - `model.onnx`      the final export, when `stdbp.export` is available.
 """
@@ -53,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
+    val_split: int = 0                  # training images held out for model selection (best.pt); 0 = test set
     data_dir: str | None = None
     device: str = "cpu"
     backend: str = "auto"
@@ -87,6 +89,8 @@ class TrainConfig:
             bad(f"--t-max {self.t_max}", "use a positive window (inf allowed)")
         if not (isinstance(self.augment_shift, int) and 0 <= self.augment_shift <= 8):
             bad(f"--augment-shift {self.augment_shift}", "use 0 (off, the paper) to 8 pixels")
+        if not (isinstance(self.val_split, int) and self.val_split >= 0):
+            bad(f"--val-split {self.val_split}", "use 0 (select on the test set) or a number of training images")
         if not 0 <= self.ann_dropout < 1:
             bad(f"--ann-dropout {self.ann_dropout}", "use a probability in [0, 1)")
         if self.init not in ("ann", "scratch"):

@@ -117,7 +117,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, train_subset=cfg.train_subset,
-                           test_subset=cfg.test_subset, seed=cfg.seed)
+                           test_subset=cfg.test_subset, seed=cfg.seed, val_split=cfg.val_split)
     image_hw = _image_hw(cfg, arch)
     if int(data.y_train.max()) >= arch.n_classes:
         raise UserError(f"--arch {cfg.arch}", f"{arch.n_classes} outputs but labels go up to {int(data.y_train.max())}",
@@ -126,28 +126,41 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
                       silent_zero=cfg.silent_zero, delta_clip=cfg.delta_clip, backend=cfg.backend).to(device)
     layer_names = spiking_layer_names(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    start_epoch, best_acc = 0, -1.0
+    start_epoch, best_acc = 0, -1.0   # best_acc: the selection score (validation, else test accuracy)
+    best_test = -1.0                  # test accuracy of the selected epoch
+
+    def evaluate_all():
+        """Test metrics, plus the validation accuracy and the selection score."""
+        ev = evaluate(model, data.x_test, data.y_test, batch_size=cfg.eval_batch_size, device=device)
+        val = None
+        if data.x_val is not None:
+            val = evaluate(model, data.x_val, data.y_val, batch_size=cfg.eval_batch_size, device=device)["accuracy"]
+        return ev, val, (ev["accuracy"] if val is None else val)
+
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, best_acc = state["epoch"], state["best_accuracy"]
+        best_test = state["extra"].get("best_test_accuracy", best_acc)
         run.truncate_metrics(lambda r: r.get("phase") != "snn" or r.get("epoch", 0) <= start_epoch)
-        rep.line(f"resuming {run.dir} after epoch {start_epoch} (best test accuracy {best_acc:.4f})")
+        rep.line(f"resuming {run.dir} after epoch {start_epoch} (best {_selected_on(cfg)} accuracy {best_acc:.4f})")
     else:
         run.write_config(cfg, {"_commit": _git_commit(), "_world_size": world, "_torch": torch.__version__})
         if rank == 0:
             _initialise(cfg, arch, model, data, run, rep, build_ann, ann_init, image_hw)
         _broadcast_params(model)
-        ev = evaluate(model, data.x_test, data.y_test, batch_size=cfg.eval_batch_size, device=device)
+        ev, val, best_acc = evaluate_all()
+        best_test = ev["accuracy"]
         run.log({"phase": "init", "epoch": 0, "init": cfg.init, "test_accuracy": ev["accuracy"],
+                 **({} if val is None else {"val_accuracy": val}),
                  "fired_fraction": ev["fired_fraction"], "dead_fraction": ev["dead_fraction"],
                  "silent_output_rows": ev["silent_output_rows"], "layers": layer_names})
-        rep.line(f"init ({cfg.init}): SNN test accuracy {ev['accuracy'] * 100:.2f} %")
-        best_acc = ev["accuracy"]
+        rep.line(f"init ({cfg.init}): SNN test accuracy {ev['accuracy'] * 100:.2f} %"
+                 + ("" if val is None else f", validation {val * 100:.2f} %"))
         if rank == 0:
             save_checkpoint(ckpt_path, model=model, optimizer=opt, epoch=0, best_accuracy=best_acc,
-                            config=asdict(cfg))
+                            config=asdict(cfg), extra={"best_test_accuracy": best_test})
             shutil.copyfile(ckpt_path, run.dir / "best.pt")
     _barrier()
 
@@ -181,11 +194,12 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
                 raise Diverged(f"epoch loss {res.loss:.4g} vs best {best_loss:.4g}")
             best_loss = min(best_loss, res.loss)
             t1 = time.perf_counter()
-            ev = evaluate(model, data.x_test, data.y_test, batch_size=cfg.eval_batch_size, device=device)
+            ev, val, score = evaluate_all()
             eval_s = time.perf_counter() - t1
             record = {
                 "phase": "snn", "epoch": epoch, "lr": lr, "loss": res.loss,
                 "train_accuracy": res.train_accuracy, "test_accuracy": ev["accuracy"],
+                **({} if val is None else {"val_accuracy": val}),
                 "layers": layer_names,
                 "fired_fraction_train": res.fired_fraction, "fired_fraction": ev["fired_fraction"],
                 "dead_fraction": ev["dead_fraction"], "silent_targets": res.silent_targets,
@@ -196,15 +210,18 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
             }
             record["wall_clock"] = time.time()
             run.log(record)
+            improved = score > best_acc
+            if improved:
+                best_acc, best_test = score, ev["accuracy"]
             if rank == 0:
                 save_checkpoint(ckpt_path, model=model, optimizer=opt, epoch=epoch,
-                                best_accuracy=max(best_acc, ev["accuracy"]), config=asdict(cfg))
-                if ev["accuracy"] > best_acc:
+                                best_accuracy=best_acc, config=asdict(cfg), extra={"best_test_accuracy": best_test})
+                if improved:
                     shutil.copyfile(ckpt_path, run.dir / "best.pt")
-            best_acc = max(best_acc, ev["accuracy"])
             last_epoch = epoch
             rep.line(f"epoch {epoch}/{cfg.epochs}  loss {res.loss:.4f}  train {res.train_accuracy * 100:.2f} %  "
-                     f"test {ev['accuracy'] * 100:.2f} %  fired {'/'.join(f'{f:.2f}' for f in ev['fired_fraction'])}  "
+                     f"test {ev['accuracy'] * 100:.2f} %  " + ("" if val is None else f"val {val * 100:.2f} %  ")
+                     + f"fired {'/'.join(f'{f:.2f}' for f in ev['fired_fraction'])}  "
                      f"silent targets {res.silent_targets}  {train_s:.1f} s")
             _barrier()
     except Diverged as exc:
@@ -215,12 +232,14 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
         status = "interrupted"
         if rank == 0:
             save_checkpoint(run.dir / "interrupted.pt", model=model, optimizer=opt, epoch=last_epoch,
-                            best_accuracy=best_acc, config=asdict(cfg), extra={"partial_epoch": epoch})
+                            best_accuracy=best_acc, config=asdict(cfg),
+                            extra={"partial_epoch": epoch, "best_test_accuracy": best_test})
         message = (f"interrupted in epoch {epoch}; {ckpt_path} holds epoch {last_epoch} "
                    f"(continue with --resume); the partial state is in interrupted.pt")
         run.log({"phase": "stopped", "epoch": epoch, "reason": "interrupted"})
-    summary = {"status": status, "epochs_done": last_epoch, "best_test_accuracy": best_acc,
-               "run_dir": str(run.dir), "message": message}
+    # best_test_accuracy: the test accuracy of best.pt, the epoch chosen on `selected_on`
+    summary = {"status": status, "epochs_done": last_epoch, "best_test_accuracy": best_test,
+               "selected_on": _selected_on(cfg), "run_dir": str(run.dir), "message": message}
     if status == "finished" and last_epoch < cfg.epochs:
         status = "paused"
         message = f"stopped after epoch {last_epoch} of {cfg.epochs} (--stop-after); continue with --resume"
@@ -229,11 +248,18 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
         export_model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
                                  silent_zero=cfg.silent_zero)
         export_model.load_state_dict(best["model"])
-        summary["onnx"] = export_onnx(export_model, cfg, run.dir / "model.onnx", best["best_accuracy"])
-        run.log({"phase": "export", "onnx": summary["onnx"], "best_test_accuracy": best_acc})
+        summary["onnx"] = export_onnx(export_model, cfg, run.dir / "model.onnx",
+                                      best["extra"].get("best_test_accuracy", best["best_accuracy"]))
+        run.log({"phase": "export", "onnx": summary["onnx"], "best_test_accuracy": best_test,
+                 "selected_on": _selected_on(cfg)})
     if message:
         rep.line(message)
     return summary
+
+
+def _selected_on(cfg) -> str:
+    """What best.pt is chosen on: the held-out validation images, or (paper style) the test set."""
+    return "validation" if cfg.val_split else "test"
 
 
 def _image_hw(cfg, arch) -> tuple[int, int] | None:

@@ -88,6 +88,25 @@ def test_resume_is_bit_exact(tmp_path, extra):
     assert [r["test_accuracy"] for r in ma] == [r["test_accuracy"] for r in mb]
 
 
+def test_val_split_selects_best_on_held_out_images(tmp_path):
+    """--val-split N: N training images are held out, every epoch logs their accuracy, and best.pt
+    is the first epoch with the best validation accuracy (not the best test accuracy)."""
+    out = tmp_path / "val"
+    res = _run(["--out", str(out), "--epochs", "3", *SMALL, "--init", "scratch", "--val-split", "128"])
+    assert res.exit_code == 0, res.output
+    assert "validation" in res.output
+    recs = [r for r in _metrics(out) if r["phase"] in ("init", "snn")]
+    assert len(recs) == 4 and all(0 <= r["val_accuracy"] <= 1 for r in recs)
+    vals = [r["val_accuracy"] for r in recs]
+    chosen = vals.index(max(vals))
+    best = load_checkpoint(out / "best.pt")
+    assert best["epoch"] == chosen and best["best_accuracy"] == max(vals)
+    assert best["extra"]["best_test_accuracy"] == recs[chosen]["test_accuracy"]
+    assert json.loads((out / "config.json").read_text())["val_split"] == 128
+    export = [r for r in _metrics(out) if r["phase"] == "export"][0]
+    assert export["selected_on"] == "validation" and export["best_test_accuracy"] == recs[chosen]["test_accuracy"]
+
+
 def test_existing_run_needs_resume_or_force(two_epochs):
     out, _ = two_epochs
     res = runner.invoke(app, ["--out", str(out), "--epochs", "1", *SMALL])
@@ -100,6 +119,8 @@ def test_existing_run_needs_resume_or_force(two_epochs):
     (["--lr", "-1"], "positive learning rate"),
     (["--init", "magic"], "use ann or scratch"),
     (["--augment-shift", "-1"], "--augment-shift -1"),
+    (["--val-split", "-5"], "--val-split -5"),
+    (["--val-split", "60000", "--data", "mnist"], "the training set has 60000 images"),
 ])
 def test_bad_options_one_line_exit_2(tmp_path, args, words):
     res = runner.invoke(app, ["--out", str(tmp_path / "r"), "--epochs", "1", *args])
