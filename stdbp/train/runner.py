@@ -124,6 +124,16 @@ class Run:
             raise UserError(path, f"not valid JSON ({exc})", "restore the file or start a new run") from None
         return TrainConfig.from_dict({k: v for k, v in raw.items() if not k.startswith("_")})
 
+    def update_config_epochs(self, epochs: int) -> None:
+        """A resume with a new --epochs: config.json takes the new total (the other keys, the
+        first call's _commit included, stay); the old total goes to `_epochs_before`."""
+        if self.writer:
+            path = self.dir / "config.json"
+            raw = json.loads(path.read_text())
+            raw.setdefault("_epochs_before", []).append(raw.get("epochs"))
+            raw["epochs"] = int(epochs)
+            atomic_write_json(path, raw)
+
     def metrics(self) -> list[dict]:
         if not self.metrics_path.is_file():
             return []

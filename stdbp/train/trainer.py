@@ -102,10 +102,14 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     if resume:
         saved = run.read_config()
         # the only thing a resume may change: run longer (or shorter), when the caller says so
+        state = load_checkpoint(ckpt_path)
         if epochs_given and cfg.epochs != saved.epochs:
+            # recorded in config.json, so that a later plain --resume keeps the new length
+            run.update_config_epochs(cfg.epochs)
+            run.log({"phase": "resume", "epoch": state["epoch"], "epochs": cfg.epochs,
+                     "previous_epochs": saved.epochs})
             saved.epochs = cfg.epochs
         cfg = saved
-        state = load_checkpoint(ckpt_path)
     elif (run.dir / "config.json").exists() and not force:
         raise UserError(run.dir, "already holds a run", "pass --resume to continue it or --force to start over")
     elif force and run.dir.exists() and rank == 0:

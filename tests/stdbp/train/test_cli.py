@@ -107,6 +107,21 @@ def test_val_split_selects_best_on_held_out_images(tmp_path):
     assert export["selected_on"] == "validation" and export["best_test_accuracy"] == recs[chosen]["test_accuracy"]
 
 
+def test_resume_with_new_epochs_is_remembered(tmp_path):
+    """--resume --epochs N stretches the run; interrupted again, a plain --resume keeps N."""
+    out = tmp_path / "longer"
+    scratch = [*SMALL, "--init", "scratch"]
+    assert _run(["--out", str(out), "--epochs", "1", *scratch]).exit_code == 0
+    res = _run(["--out", str(out), "--resume", "--epochs", "3", "--stop-after", "1"])
+    assert res.exit_code == 0 and "epoch 2/3" in res.output, res.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["epochs"] == 3 and cfg["_epochs_before"] == [1]
+    res = _run(["--out", str(out), "--resume"])
+    assert res.exit_code == 0 and "epoch 3/3" in res.output, res.output
+    assert [r["epoch"] for r in _metrics(out) if r["phase"] == "snn"] == [1, 2, 3]
+    assert [r for r in _metrics(out) if r["phase"] == "resume"][0]["previous_epochs"] == 1
+
+
 def test_existing_run_needs_resume_or_force(two_epochs):
     out, _ = two_epochs
     res = runner.invoke(app, ["--out", str(out), "--epochs", "1", *SMALL])
