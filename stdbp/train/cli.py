@@ -137,7 +137,7 @@ def train(
     val_split: int = typer.Option(0, help="hold out N training images; best.pt is chosen on them (0: on the test set, as the paper)"),
     data_dir: Optional[str] = typer.Option(None, help="folder with the IDX files (else STDBP_DATA_DIR, caches)"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
-    threads: Optional[int] = typer.Option(None, help="torch/numba threads (default: all cores)"),
+    threads: Optional[int] = typer.Option(None, help="threads of torch and of the spiking kernels (default: all cores)"),
     resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     force: bool = typer.Option(False, help="overwrite an existing run in --out"),
     stop_after: Optional[int] = typer.Option(None, help="end this call after N epochs (resume later)"),
@@ -151,6 +151,10 @@ def train(
 
             torch.set_num_threads(threads)
             os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+            # the compiled kernels' own thread pool (stdbp.threads); without this, --threads 1
+            # still split every kernel call over all cores, and two 1-thread runs side by side
+            # stalled on each other's threads
+            os.environ["STDBP_NUM_THREADS"] = str(threads)
         from stdbp.train.runner import TrainConfig
         from stdbp.train.trainer import train as run_training
 

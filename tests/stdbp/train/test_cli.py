@@ -122,6 +122,18 @@ def test_resume_with_new_epochs_is_remembered(tmp_path):
     assert [r for r in _metrics(out) if r["phase"] == "resume"][0]["previous_epochs"] == 1
 
 
+def test_threads_option_limits_the_kernel_pool(tmp_path, monkeypatch):
+    """--threads N also sets the spiking kernels' pool (STDBP_NUM_THREADS), not only torch's."""
+    from stdbp.threads import num_threads
+
+    monkeypatch.delenv("STDBP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # leave this process's torch alone
+    res = _run(["--out", str(tmp_path / "t1"), "--epochs", "1", *SMALL, "--init", "scratch",
+                "--train-subset", "128", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert num_threads() == 1
+
+
 def test_existing_run_needs_resume_or_force(two_epochs):
     out, _ = two_epochs
     res = runner.invoke(app, ["--out", str(out), "--epochs", "1", *SMALL])
