@@ -126,7 +126,12 @@ def test_threads_option_limits_the_kernel_pool(tmp_path, monkeypatch):
     """--threads N also sets the spiking kernels' pool (STDBP_NUM_THREADS), not only torch's."""
     from stdbp.threads import num_threads
 
+    import numba
+
     monkeypatch.delenv("STDBP_NUM_THREADS", raising=False)
+    # the CLI also sets NUMBA_NUM_THREADS if unset; numba refuses a new value once its own
+    # threads run (other tests launch them), so keep the one this process already has
+    monkeypatch.setenv("NUMBA_NUM_THREADS", str(numba.config.NUMBA_NUM_THREADS))
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # leave this process's torch alone
     res = _run(["--out", str(tmp_path / "t1"), "--epochs", "1", *SMALL, "--init", "scratch",
                 "--train-subset", "128", "--threads", "1"])
