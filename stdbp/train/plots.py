@@ -61,6 +61,9 @@ def plot_metrics(metrics: list[dict], out: Path) -> list[Path]:
     ax[1].plot(epochs, [100 * r["test_accuracy"] for r in rows], marker="o", label="test")
     if snn:
         ax[1].plot([r["epoch"] for r in snn], [100 * r["train_accuracy"] for r in snn], marker="o", label="train")
+    val = [r for r in rows if "val_accuracy" in r]  # --val-split runs
+    if val:
+        ax[1].plot([r["epoch"] for r in val], [100 * r["val_accuracy"] for r in val], marker="o", label="validation")
     ax[1].set(xlabel="epoch", ylabel="accuracy (%)")
     ax[1].legend()
     paths.append(_save(fig, out / "curves.png"))

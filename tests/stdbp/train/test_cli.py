@@ -105,6 +105,9 @@ def test_val_split_selects_best_on_held_out_images(tmp_path):
     assert json.loads((out / "config.json").read_text())["val_split"] == 128
     export = [r for r in _metrics(out) if r["phase"] == "export"][0]
     assert export["selected_on"] == "validation" and export["best_test_accuracy"] == recs[chosen]["test_accuracy"]
+    from stdbp.train.plots import plot_metrics  # the curves gain a validation line
+
+    assert (tmp_path / "plots" / "curves.png") in plot_metrics(_metrics(out), tmp_path / "plots")
 
 
 def test_resume_with_new_epochs_is_remembered(tmp_path):
