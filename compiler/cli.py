@@ -26,9 +26,12 @@ def print_summary(state, out: Path | None, console=None) -> None:
         t.add_column(col, justify="right")
     for lay, q in zip(summary["layers"], state.quant):
         r = q.report
-        scale = f"{r['scale_min']:.4g}" if r["scale_mode"] == "layer" else f"{r['scale_min']:.3g}..{r['scale_max']:.3g}"
-        theta = str(r["theta_int_min"]) if r["theta_int_min"] == r["theta_int_max"] else f"{r['theta_int_min']}..{r['theta_int_max']}"
-        t.add_row(f"{lay['layer']} {lay['name']}", f"{lay['n_in']}x{lay['n_out']}", str(lay["pes"]),
+        if r["scale_mode"] == "none":  # a pool layer: no weights, no threshold
+            scale = theta = "-"
+        else:
+            scale = f"{r['scale_min']:.4g}" if r["scale_mode"] == "layer" else f"{r['scale_min']:.3g}..{r['scale_max']:.3g}"
+            theta = str(r["theta_int_min"]) if r["theta_int_min"] == r["theta_int_max"] else f"{r['theta_int_min']}..{r['theta_int_max']}"
+        t.add_row(f"{lay['layer']} {lay['name']} ({lay.get('kind', 'dense')})", f"{lay['n_in']}x{lay['n_out']}", str(lay["pes"]),
                   str(lay["paper_bound_C"]), str(lay["neurons_per_pe_max"]), str(lay["window_steps"]), scale, theta,
                   f"{lay['synaptic_events_max']:,}")
     console.print(t)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from yoso_backend.geometry import Window
 from yoso_backend.hardware import HardwareDescription
 
 
@@ -29,6 +30,8 @@ class DenseLayer:
     weight: np.ndarray
     threshold: float
     t_max: float
+    kind = "dense"
+    window = None
 
     @property
     def n_in(self) -> int:
@@ -40,15 +43,57 @@ class DenseLayer:
 
 
 @dataclass
+class ConvLayer:
+    """A float RelPspConv2d layer: kernel [C_out, C_in, kh, kw] (float64), geometry in `window`.
+
+    Every output neuron (o, y, x) is a RelPspDense neuron over its window with the shared kernel o.
+    """
+
+    name: str
+    weight: np.ndarray
+    threshold: float
+    t_max: float
+    window: Window
+    kind = "conv"
+
+    @property
+    def n_in(self) -> int:
+        return self.window.n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.window.n_out
+
+
+@dataclass
+class PoolLayer:
+    """A SpikeMinPool layer: each output neuron spikes at the earliest spike of its window."""
+
+    name: str
+    window: Window
+    threshold: float = 0.0
+    t_max: float = float("inf")
+    kind = "pool"
+
+    @property
+    def n_in(self) -> int:
+        return self.window.n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.window.n_out
+
+
+@dataclass
 class Graph:
-    """The imported network: SpikeEncode -> (Flatten) -> RelPspDense x L."""
+    """The imported network: SpikeEncode -> (RelPspConv2d | SpikeMinPool)* -> (Flatten) -> RelPspDense+."""
 
     n_inputs: int
     input_shape: tuple[int, ...]
     n_classes: int
     alpha: float
     silent_zero: bool
-    layers: list[DenseLayer]
+    layers: list  # DenseLayer | ConvLayer | PoolLayer
     metadata: dict[str, str] = field(default_factory=dict)
     source: str = ""
     source_sha256: str = ""
@@ -65,7 +110,11 @@ class CompileOptions:
 
 @dataclass
 class QuantLayer:
-    """Integer layer: w_int = round(w * scale_j), threshold_int_j = round(theta * scale_j * spa / alpha)."""
+    """Integer layer: w_int = round(w * scale_j), threshold_int_j = round(theta * scale_j * spa / alpha).
+
+    Dense: weight_int [n_out, n_in]. Conv: the kernel [C_out, C_in, kh, kw] (scale per output
+    channel, expanded to its neurons in `scales`). Pool: no weights (empty), thresholds 1.
+    """
 
     index: int
     name: str
@@ -79,13 +128,23 @@ class QuantLayer:
 
 @dataclass
 class PESlice:
-    """Neurons [neuron_start, neuron_start + neuron_count) of a layer on one PE (pe = -1 until placed)."""
+    """Neurons [neuron_start, neuron_start + neuron_count) of a layer on one PE (pe = -1 until placed).
+
+    fan_in: weights per neuron (dense: inputs; conv: C_in * kh * kw, shared; pool: the window size);
+    weight_words: the PE's weight SRAM use (dense: fan_in * count; conv: kernels of the channels
+    it touches; pool: 0).
+    """
 
     layer: int
     neuron_start: int
     neuron_count: int
     fan_in: int
     pe: int = -1
+    weight_words: int = -1
+
+    def __post_init__(self) -> None:
+        if self.weight_words < 0:
+            self.weight_words = self.fan_in * self.neuron_count
 
 
 @dataclass
@@ -98,6 +157,8 @@ class CompileState:
     slices: list[PESlice] = field(default_factory=list)
     partition_report: dict[str, Any] = field(default_factory=dict)
     placement_report: dict[str, Any] = field(default_factory=dict)
+    # per layer k: CSR (off [n_in + 1], slice index within layer k) of where each input's spike goes
+    fanout: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     program: Any = None  # yoso_backend.artifact.YosoProgram after emit
 

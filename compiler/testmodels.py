@@ -50,3 +50,41 @@ def conv_model():
               Layer("RelPspDense", {"threshold": 1.0, "t_max": math.inf},
                     rng.normal(size=(3, 2 * 26 * 26)).astype(np.float32))]
     return build_model(layers, [1, 28, 28])
+
+
+def cnn_model(in_shape=(1, 12, 12), layers=(("conv", 3, 3, 1, 0), ("pool", 2, 2, 0), ("dense", 10)), seed: int = 0,
+              *, threshold: float = 0.5, t_max: float = math.inf, silent_zero: int = 0, gain: float = 1.0):
+    """A small random conv network: pixels uint8 [N, C, H, W] -> spike_times.
+
+    layers: ("conv", out_channels, kernel, stride, pad) | ("pool", kernel, stride, pad) | ("dense", n);
+    a Flatten is inserted before the first dense layer.
+    """
+    from stdbp.export.graph import Layer, build_model
+
+    from yoso_backend.geometry import out_size
+
+    rng = np.random.default_rng(seed)
+    c, h, w = in_shape
+    out = [Layer("SpikeEncode", {"alpha": 1.0, "silent_zero": int(silent_zero)})]
+    flat = None
+    for spec in layers:
+        if spec[0] == "conv":
+            _k, o, k, s, p = spec
+            fan = c * k * k
+            wt = rng.normal(loc=1.0 / fan, scale=gain / math.sqrt(fan), size=(o, c, k, k)).astype(np.float32)
+            out.append(Layer("RelPspConv2d", {"kernel_shape": [k, k], "strides": [s, s], "pads": [p] * 4,
+                                              "threshold": float(threshold), "t_max": float(t_max)}, wt))
+            c, h, w = o, out_size(h, k, s, p, p), out_size(w, k, s, p, p)
+        elif spec[0] == "pool":
+            _k, k, s, p = spec
+            out.append(Layer("SpikeMinPool", {"kernel_shape": [k, k], "strides": [s, s], "pads": [p] * 4}))
+            h, w = out_size(h, k, s, p, p), out_size(w, k, s, p, p)
+        else:
+            if flat is None:
+                out.append(Layer("Flatten"))
+                flat = c * h * w
+            n = spec[1]
+            wt = rng.normal(loc=1.0 / flat, scale=gain / math.sqrt(flat), size=(n, flat)).astype(np.float32)
+            out.append(Layer("RelPspDense", {"threshold": float(threshold), "t_max": float(t_max)}, wt))
+            flat = n
+    return build_model(out, list(in_shape), name="cnn-test")

@@ -221,8 +221,11 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
 
         compiled = report.with_suffix(".yoso")
         Console(stderr=True).print(f"compiling {model} -> {compiled}")
-        model, _ = compile_for_yoso(model, compiled, hw=str(options.get("hw") or "yoso-6x7"),
-                                    output_mode=str(options.get("mode") or "ttfs"), force=force)
+        notes: list[str] = []
+        model, _ = compile_for_yoso(model, compiled, hw=str(options["hw"]) if options.get("hw") else None,
+                                    output_mode=str(options.get("mode") or "ttfs"), force=force, notes=notes)
+        for note in notes:
+            Console(stderr=True).print(f"note: {note}")
     runner = get_backend(backend)
     console = Console(stderr=True)
     t_prep = time.perf_counter()

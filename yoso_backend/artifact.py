@@ -9,7 +9,8 @@ Layout of the directory (docs/yoso-spec.md section 6):
       pe/pe_NN/weight.bin      weight SRAM image      (depth pe.weights,   bits.weight words, signed)
       pe/pe_NN/neuron.bin      neuron SRAM image      (depth pe.neurons,   64-bit words: V | theta | flags)
       pe/pe_NN/accw.bin        accumulated-weight SRAM (depth pe.neurons,  bits.accumulated_weight words)
-      pe/pe_NN/spike_addr.bin  spike-address SRAM     (depth pe.spike_address_depth, 32-bit flit templates)
+      pe/pe_NN/spike_addr.bin  spike-address SRAM     (depth pe.spike_address_depth: flit templates, and for
+                                                        each local neuron the (first, count) of its destinations)
 
 SRAM images are raw little-endian words in the smallest unsigned container (u1/u2/u4/u8) that holds
 the word; signed fields are two's complement within their bit width. This module never imports onnx
@@ -35,7 +36,7 @@ from stdbp.fileio import public_mode
 from yoso_backend.hardware import KIND_SPIKE, KIND_TO_HOST, HardwareDescription, from_dict, hardware_hash
 
 FORMAT = "stdbp-yoso-program"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: conv and pool layers, per-neuron destination ranges
 MAGIC = 0x4F534F59  # b"YOSO" little-endian
 HOST = -1  # destination id of the host in PEMap.dests
 SRAM_NAMES = ("weight", "neuron", "accw", "spike_addr")
@@ -44,6 +45,13 @@ OUTPUT_MODES = ("ttfs", "softmax")
 # neuron SRAM word (64 bits): V two's complement in bits [0, bits.potential), threshold unsigned in
 # bits [32, 32 + bits.threshold), bit 62 = enabled (a mapped neuron), bit 63 = fired.
 NEURON_V_SHIFT, NEURON_THETA_SHIFT, NEURON_ENABLED_BIT, NEURON_FIRED_BIT = 0, 32, 62, 63
+LAYER_KINDS = ("dense", "conv", "pool")
+LAYER_RECORD_WORDS = 24
+
+
+def range_bits(hw: HardwareDescription) -> int:
+    """Width of the `first` and `count` fields of a spike-address neuron word (spec section 6)."""
+    return int(hw.spike_address_depth).bit_length()
 
 
 def _container(bits: int) -> np.dtype:
@@ -88,13 +96,19 @@ def sram_specs(hw: HardwareDescription) -> dict[str, SramSpec]:
         "weight": SramSpec("weight", hw.weights_per_pe, hw.weight_bits),
         "neuron": SramSpec("neuron", hw.neurons_per_pe, 64),
         "accw": SramSpec("accw", hw.neurons_per_pe, hw.acc_bits),
-        "spike_addr": SramSpec("spike_addr", hw.spike_address_depth, hw.flit_bits),
+        # word j < N: flit template (bits [0, flit_bits)) | first << flit_bits | count << (flit_bits + r):
+        # neuron j's destinations are table words N + first .. N + first + count - 1
+        "spike_addr": SramSpec("spike_addr", hw.spike_address_depth, hw.flit_bits + 2 * range_bits(hw)),
     }
 
 
 @dataclass
 class LayerMap:
-    """One fully connected layer as compiled: float attributes, integer parameters, its PEs."""
+    """One layer as compiled: float attributes, integer parameters, its PEs.
+
+    kind "dense", "conv" (kernel shared by each output channel) or "pool" (min-pool: no weights);
+    geometry (conv, pool): the 14 words of `yoso_backend.geometry.Window.to_list()`.
+    """
 
     index: int
     name: str
@@ -108,6 +122,13 @@ class LayerMap:
     threshold_int: np.ndarray   # int64 [n_out]: round(theta * scale * steps_per_alpha / alpha)
     pes: list[int]              # PE ids holding this layer, in neuron order
     fires: bool = True          # False: output layer in softmax mode (potentials are read out)
+    kind: str = "dense"
+    geometry: list[int] | None = None
+
+    def window(self):
+        from yoso_backend.geometry import Window
+
+        return Window.from_list(self.kind, self.geometry)
 
 
 @dataclass
@@ -121,7 +142,7 @@ class PEMap:
     neuron_start: int
     neuron_count: int
     fan_in: int
-    dests: list[int]            # destination PE ids in sending order; HOST (-1) = the host
+    dests: list[int]            # destination table (PE ids; HOST = -1): each neuron sends to a range of it
 
 
 @dataclass(eq=False)
@@ -136,9 +157,15 @@ class YosoProgram:
     early_stop: bool            # TTFS only: the frame ends after the step of the first output spike
     layers: list[LayerMap]
     pes: list[PEMap]
-    input_dests: list[int]      # PEs of layer 0: the host sends every input spike to each, in this order
+    input_dests: list[int]      # the host's destination table (PEs of layer 0)
     sram: dict[int, dict[str, np.ndarray]]  # pe id -> SRAM name -> words (container dtype)
     meta: dict = field(default_factory=dict)  # quantisation report, warnings, source, stats (JSON)
+    input_ranges: np.ndarray | None = None  # int64 [n_inputs, 2]: (first, count) into input_dests; None = all
+
+    def __post_init__(self) -> None:
+        if self.input_ranges is None:
+            self.input_ranges = np.tile(np.array([[0, len(self.input_dests)]], np.int64), (self.n_inputs, 1))
+        self.input_ranges = np.asarray(self.input_ranges, np.int64).reshape(self.n_inputs, 2)
 
     # --- derived views used by the reference and the emulator -------------------------------
     @property
@@ -153,20 +180,76 @@ class YosoProgram:
         raise KeyError(pe)
 
     def pe_weights(self, pe: int) -> np.ndarray:
-        """int64 [neuron_count, fan_in] decoded from the weight SRAM (address i * count + j)."""
+        """Dense PE: int64 [neuron_count, fan_in] decoded from the weight SRAM (address i * count + j)."""
         p = self.pe_map(pe)
         used = p.fan_in * p.neuron_count
         w = from_twos(self.sram[pe]["weight"][:used], self.hw.weight_bits)
         return w.reshape(p.fan_in, p.neuron_count).T.copy()
+
+    def pe_weight_words(self, pe: int) -> int:
+        """Weight SRAM words in use: dense fan_in x neurons; conv the kernels of its channels; pool 0."""
+        p = self.pe_map(pe)
+        kind = self.layers[p.layer].kind
+        if kind == "dense":
+            return p.fan_in * p.neuron_count
+        if kind == "pool":
+            return 0
+        lo, hi = self.pe_channels(pe)
+        return (hi - lo + 1) * p.fan_in
 
     def pe_thresholds(self, pe: int) -> np.ndarray:
         p = self.pe_map(pe)
         words = self.sram[pe]["neuron"][: p.neuron_count].astype(np.uint64)
         return ((words >> np.uint64(NEURON_THETA_SHIFT)) & np.uint64((1 << self.hw.threshold_bits) - 1)).astype(np.int64)
 
+    def pe_channels(self, pe: int) -> tuple[int, int]:
+        """Conv or pool PE: the output channels [first, last] its neuron range touches."""
+        p = self.pe_map(pe)
+        g = self.layers[p.layer].window()
+        per = g.out_shape[1] * g.out_shape[2]
+        return p.neuron_start // per, (p.neuron_start + p.neuron_count - 1) // per
+
+    def pe_kernel(self, pe: int) -> np.ndarray:
+        """Conv PE: int64 [channels, C_in, kh, kw], the kernels of its channels (address
+        (o - first) * K + (c * kh + a) * kw + b, K = C_in * kh * kw), decoded from the weight SRAM."""
+        p = self.pe_map(pe)
+        g = self.layers[p.layer].window()
+        lo, hi = self.pe_channels(pe)
+        used = (hi - lo + 1) * g.kernel_words
+        w = from_twos(self.sram[pe]["weight"][:used], self.hw.weight_bits)
+        return w.reshape(hi - lo + 1, g.in_shape[0], *g.kernel)
+
+    def layer_kernel(self, layer: int) -> np.ndarray:
+        """Conv layer: int64 [C_out, C_in, kh, kw], each channel from the first PE that holds it."""
+        lay = self.layers[layer]
+        g = lay.window()
+        out = np.zeros((g.out_channels, g.in_shape[0], *g.kernel), np.int64)
+        for pe in reversed(lay.pes):
+            lo, hi = self.pe_channels(pe)
+            out[lo:hi + 1] = self.pe_kernel(pe)
+        return out
+
+    def pe_ranges(self, pe: int) -> np.ndarray:
+        """int64 [neuron_count, 2]: (first, count) of each local neuron's destinations, from the SRAM."""
+        p = self.pe_map(pe)
+        r = range_bits(self.hw)
+        words = self.sram[pe]["spike_addr"][: p.neuron_count].astype(np.uint64)
+        mask = np.uint64((1 << r) - 1)
+        first = (words >> np.uint64(self.hw.flit_bits)) & mask
+        count = (words >> np.uint64(self.hw.flit_bits + r)) & mask
+        return np.stack([first, count], axis=1).astype(np.int64)
+
     def layer_weights(self, layer: int) -> np.ndarray:
-        """int64 [n_out, n_in] of a layer, assembled from its PEs' weight SRAMs."""
-        return np.concatenate([self.pe_weights(pe) for pe in self.layers[layer].pes], axis=0)
+        """int64 [n_out, n_in] of a dense or conv layer (conv: the equivalent dense matrix, zeros where
+        not connected), assembled from its PEs' weight SRAMs."""
+        lay = self.layers[layer]
+        if lay.kind == "conv":
+            from yoso_backend.geometry import toeplitz
+
+            return toeplitz(lay.window(), self.layer_kernel(layer))
+        if lay.kind != "dense":
+            raise ValueError(f"layer {layer} ({lay.kind}) has no weights")
+        return np.concatenate([self.pe_weights(pe) for pe in lay.pes], axis=0)
 
     def layer_thresholds(self, layer: int) -> np.ndarray:
         return np.concatenate([self.pe_thresholds(pe) for pe in self.layers[layer].pes])
@@ -183,17 +266,30 @@ class YosoProgram:
 
 # --- SRAM images ------------------------------------------------------------------------------
 def build_sram_images(hw: HardwareDescription, pe: PEMap, weights: np.ndarray, thresholds: np.ndarray,
-                      ) -> dict[str, np.ndarray]:
-    """SRAM images of one PE. weights int [neuron_count, fan_in], thresholds int [neuron_count]."""
+                      ranges: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """SRAM images of one PE.
+
+    weights     dense: int [neuron_count, fan_in] (stored input-major, address i * count + j);
+                conv: int 1-D, the kernel words in address order; pool: empty
+    thresholds  int [neuron_count]
+    ranges      int [neuron_count, 2]: (first, count) of each neuron's destinations in `pe.dests`
+                (default: all of them)
+    """
     specs = sram_specs(hw)
     n, m = pe.neuron_count, pe.fan_in
     weights = np.asarray(weights, dtype=np.int64)
-    if weights.shape != (n, m) or m * n > hw.weights_per_pe or n > hw.neurons_per_pe:
-        raise ValueError(f"PE {pe.pe}: {n} x {m} weights do not fit")
-    if weights.size and np.abs(weights).max() > hw.w_max:
+    if weights.ndim == 2:
+        if weights.shape != (n, m):
+            raise ValueError(f"PE {pe.pe}: weights {weights.shape} are not {n} x {m}")
+        words = weights.T.reshape(-1)  # input-major: addr = i * n + j
+    else:
+        words = weights.reshape(-1)
+    if words.size > hw.weights_per_pe or n > hw.neurons_per_pe:
+        raise ValueError(f"PE {pe.pe}: {words.size} weights / {n} neurons do not fit")
+    if words.size and np.abs(words).max() > hw.w_max:
         raise ValueError(f"PE {pe.pe}: weight outside +-{hw.w_max}")
     wimg = np.zeros(specs["weight"].depth, dtype=np.uint64)
-    wimg[: m * n] = to_twos(weights.T.reshape(-1), hw.weight_bits)  # input-major: addr = i * n + j
+    wimg[: words.size] = to_twos(words, hw.weight_bits)
 
     theta = np.asarray(thresholds, dtype=np.int64)
     if theta.size and (theta.min() < 1 or theta.max() > hw.theta_max):
@@ -204,8 +300,16 @@ def build_sram_images(hw: HardwareDescription, pe: PEMap, weights: np.ndarray, t
     aimg = np.zeros(specs["accw"].depth, dtype=np.uint64)
 
     flit = hw.flit
+    r = range_bits(hw)
+    if ranges is None:
+        ranges = np.tile(np.array([[0, len(pe.dests)]], np.int64), (n, 1))
+    ranges = np.asarray(ranges, np.int64).reshape(n, 2)
+    if n and (ranges.min() < 0 or (ranges[:, 0] + ranges[:, 1]).max() > len(pe.dests)):
+        raise ValueError(f"PE {pe.pe}: a destination range lies outside its table of {len(pe.dests)}")
     simg = np.zeros(specs["spike_addr"].depth, dtype=np.uint64)
     simg[:n] = [flit.pack(0, 0, 0, pe.neuron_start + j, 0) for j in range(n)]
+    simg[:n] |= (ranges[:, 0].astype(np.uint64) << np.uint64(hw.flit_bits)) | \
+        (ranges[:, 1].astype(np.uint64) << np.uint64(hw.flit_bits + r))
     if hw.neurons_per_pe + len(pe.dests) > specs["spike_addr"].depth:
         raise ValueError(f"PE {pe.pe}: {len(pe.dests)} destinations do not fit the spike-address SRAM")
     for d, dest in enumerate(pe.dests):
@@ -221,18 +325,21 @@ def build_sram_images(hw: HardwareDescription, pe: PEMap, weights: np.ndarray, t
 
 # --- program.bin ------------------------------------------------------------------------------
 def encode_program_bin(prog: YosoProgram) -> bytes:
-    """Header (16 words), layer records (8 words), PE records (8 words), input dests, PE dests."""
+    """Header (16 words), layer records (24 words: 9 + 14 geometry + 1 spare), PE records (8 words),
+    the host's destination table, its (first, count) per input, PE destination tables."""
     hw = prog.hw
     words = [MAGIC, FORMAT_VERSION, hw.mesh_width, hw.mesh_height, len(prog.layers), len(prog.pes),
              prog.n_inputs, prog.n_classes, prog.steps_per_alpha, OUTPUT_MODES.index(prog.output_mode),
              int(prog.early_stop), int(prog.silent_zero), hw.host_x, hw.host_y, len(prog.input_dests), 0]
     record_of = {p.pe: r for r, p in enumerate(prog.pes)}
     for lay in prog.layers:
+        geo = list(lay.geometry) if lay.geometry is not None else [0] * 14
         words += [lay.index, lay.n_in, lay.n_out, lay.window_steps, len(lay.pes), int(lay.fires),
-                  int(lay.scale_mode == "neuron"), record_of[lay.pes[0]]]
+                  int(lay.scale_mode == "neuron"), record_of[lay.pes[0]], LAYER_KINDS.index(lay.kind)] + geo + [0]
     for p in prog.pes:
         words += [p.pe, p.x, p.y, p.layer, p.neuron_start, p.neuron_count, p.fan_in, len(p.dests)]
     words += list(prog.input_dests)
+    words += [int(v) for v in np.asarray(prog.input_ranges).reshape(-1)]
     for p in prog.pes:
         words += [0xFFFFFFFF if d == HOST else d for d in p.dests]
     return np.asarray(words, dtype="<u4").tobytes()
@@ -250,9 +357,12 @@ def decode_program_bin(data: bytes) -> dict[str, Any]:
     pos = 16
     layers = []
     for _ in range(n_layers):
-        r = w[pos: pos + 8]
-        layers.append(dict(zip(["index", "n_in", "n_out", "window_steps", "n_pe", "fires", "per_neuron", "first_pe_record"], map(int, r))))
-        pos += 8
+        r = w[pos: pos + LAYER_RECORD_WORDS]
+        rec = dict(zip(["index", "n_in", "n_out", "window_steps", "n_pe", "fires", "per_neuron", "first_pe_record",
+                        "kind"], map(int, r[:9])))
+        rec["geometry"] = [int(v) for v in r[9:23]]
+        layers.append(rec)
+        pos += LAYER_RECORD_WORDS
     pes = []
     for _ in range(n_pes):
         r = w[pos: pos + 8]
@@ -260,12 +370,14 @@ def decode_program_bin(data: bytes) -> dict[str, Any]:
         pos += 8
     input_dests = [int(v) for v in w[pos: pos + n_idest]]
     pos += n_idest
+    input_ranges = [int(v) for v in w[pos: pos + 2 * head["n_inputs"]]]
+    pos += 2 * head["n_inputs"]
     for p in pes:
         p["dests"] = [HOST if v == 0xFFFFFFFF else int(v) for v in w[pos: pos + p["n_dest"]]]
         pos += p["n_dest"]
     if pos != len(w):
         raise ValueError(f"program.bin has {len(w) - pos} trailing words")
-    return {"header": head, "layers": layers, "pes": pes, "input_dests": input_dests}
+    return {"header": head, "layers": layers, "pes": pes, "input_dests": input_dests, "input_ranges": input_ranges}
 
 
 # --- program.txt ------------------------------------------------------------------------------
@@ -277,17 +389,34 @@ def render_program_text(prog: YosoProgram) -> str:
            f"input n {prog.n_inputs} alpha {prog.alpha!r} silent_zero {int(prog.silent_zero)} "
            f"steps_per_alpha {prog.steps_per_alpha} step = (255 - pixel) * {prog.steps_per_alpha} / 255",
            f"classes {prog.n_classes}",
-           "input_dests " + " ".join(f"pe{d}" for d in prog.input_dests)]
+           "input_dests " + " ".join(f"pe{d}" for d in prog.input_dests),
+           "input_ranges sha256 " + hashlib.sha256(np.asarray(prog.input_ranges, "<i8").tobytes()).hexdigest()]
     for lay in prog.layers:
         scale = f"{float(lay.scales[0])!r}" if lay.scale_mode == "layer" else f"per-neuron [{float(lay.scales.min())!r}, {float(lay.scales.max())!r}]"
-        out.append(f"layer {lay.index} {lay.name} dense {lay.n_in} -> {lay.n_out} theta {lay.threshold!r} "
+        geo = "" if lay.geometry is None else f"geometry {' '.join(map(str, lay.geometry))} "
+        out.append(f"layer {lay.index} {lay.name} {lay.kind} {lay.n_in} -> {lay.n_out} {geo}theta {lay.threshold!r} "
                    f"t_max {lay.t_max!r} window {lay.window_steps} fires {int(lay.fires)} scale {scale} "
                    f"pes {' '.join(f'pe{p}' for p in lay.pes)}")
     for p in prog.pes:
         dests = " ".join("host" if d == HOST else f"pe{d}" for d in p.dests)
         out.append(f"pe {p.pe} xy {p.x} {p.y} layer {p.layer} neurons {p.neuron_start}..{p.neuron_start + p.neuron_count - 1} "
-                   f"fan_in {p.fan_in} weights {p.fan_in * p.neuron_count}/{hw.weights_per_pe} dests {dests}")
+                   f"fan_in {p.fan_in} weights {prog.pe_weight_words(p.pe)}/{hw.weights_per_pe} dests {dests}")
     for p in prog.pes:
+        kind = prog.layers[p.layer].kind
+        if kind == "conv":  # one line per stored kernel (shared by the channel's neurons)
+            lo, _hi = prog.pe_channels(p.pe)
+            theta = prog.pe_thresholds(p.pe)
+            _c, h_out, w_out = prog.layers[p.layer].window().out_shape
+            per = h_out * w_out
+            for o, ker in enumerate(prog.pe_kernel(p.pe)):
+                row = ker.reshape(-1)
+                j = max(0, (lo + o) * per - p.neuron_start)
+                digest = hashlib.sha256(row.astype("<i2").tobytes()).hexdigest()[:12]
+                out.append(f"k pe{p.pe} channel {lo + o} theta {int(theta[j])} wsum+ {int(row[row > 0].sum())} "
+                           f"wsum- {int(row[row < 0].sum())} nz {int(np.count_nonzero(row))} w {digest}")
+            continue
+        if kind == "pool":
+            continue
         w = prog.pe_weights(p.pe)
         theta = prog.pe_thresholds(p.pe)
         for j in range(p.neuron_count):
@@ -315,7 +444,8 @@ def _manifest_core(prog: YosoProgram) -> dict:
         "model": {"n_inputs": prog.n_inputs, "n_classes": prog.n_classes, "alpha": float(prog.alpha),
                   "silent_zero": bool(prog.silent_zero), "steps_per_alpha": prog.steps_per_alpha,
                   "output_mode": prog.output_mode, "early_stop": bool(prog.early_stop)},
-        "layers": [{"index": l.index, "name": l.name, "n_in": l.n_in, "n_out": l.n_out,
+        "layers": [{"index": l.index, "name": l.name, "kind": l.kind, "geometry": l.geometry,
+                    "n_in": l.n_in, "n_out": l.n_out,
                     "threshold": float(l.threshold), "t_max": _float_json(l.t_max),
                     "window_steps": l.window_steps, "scale_mode": l.scale_mode,
                     "scales": [float(s) for s in l.scales], "threshold_int": [int(t) for t in l.threshold_int],
@@ -323,9 +453,27 @@ def _manifest_core(prog: YosoProgram) -> dict:
         "pes": [{"pe": p.pe, "x": p.x, "y": p.y, "layer": p.layer, "neuron_start": p.neuron_start,
                  "neuron_count": p.neuron_count, "fan_in": p.fan_in, "dests": list(p.dests)} for p in prog.pes],
         "input_dests": list(prog.input_dests),
+        "input_ranges": _runs(prog.input_ranges),
         "sram": {k: v.to_json() for k, v in sram_specs(hw).items()},
         "meta": json.loads(json.dumps(prog.meta, allow_nan=False, default=_json_default)),
     }
+
+
+def _runs(ranges: np.ndarray) -> list[list[int]]:
+    """(first, count) per input, run-length coded: [[first, count, repeat], ...] (dense: one run)."""
+    r = np.asarray(ranges, np.int64).reshape(-1, 2)
+    out: list[list[int]] = []
+    for f, c in r.tolist():
+        if out and out[-1][0] == f and out[-1][1] == c:
+            out[-1][2] += 1
+        else:
+            out.append([f, c, 1])
+    return out
+
+
+def _unruns(runs) -> np.ndarray:
+    rows = [[int(f), int(c)] for f, c, n in runs for _ in range(int(n))]
+    return np.asarray(rows, np.int64).reshape(-1, 2)
 
 
 def _json_default(o: Any) -> Any:
@@ -447,7 +595,12 @@ def _program_from_manifest(man: dict, hw: HardwareDescription, files: dict[str, 
                        window_steps=int(l["window_steps"]), scale_mode=str(l["scale_mode"]),
                        scales=np.asarray(l["scales"], dtype=np.float64),
                        threshold_int=np.asarray(l["threshold_int"], dtype=np.int64),
-                       pes=[int(p) for p in l["pes"]], fires=bool(l["fires"])) for l in man["layers"]]
+                       pes=[int(p) for p in l["pes"]], fires=bool(l["fires"]), kind=str(l.get("kind", "dense")),
+                       geometry=None if l.get("geometry") is None else [int(v) for v in l["geometry"]])
+              for l in man["layers"]]
+    for l in layers:
+        if l.kind not in LAYER_KINDS or (l.kind != "dense") != (l.geometry is not None and len(l.geometry) == 14):
+            raise ValueError(f"layer {l.index}: kind {l.kind!r} with geometry {l.geometry}")
     pes = [PEMap(pe=int(p["pe"]), x=int(p["x"]), y=int(p["y"]), layer=int(p["layer"]),
                  neuron_start=int(p["neuron_start"]), neuron_count=int(p["neuron_count"]),
                  fan_in=int(p["fan_in"]), dests=[int(d) for d in p["dests"]]) for p in man["pes"]]
@@ -467,4 +620,5 @@ def _program_from_manifest(man: dict, hw: HardwareDescription, files: dict[str, 
                        alpha=float(mod["alpha"]), silent_zero=bool(mod["silent_zero"]),
                        steps_per_alpha=int(mod["steps_per_alpha"]), output_mode=str(mod["output_mode"]),
                        early_stop=bool(mod["early_stop"]), layers=layers, pes=pes,
-                       input_dests=[int(d) for d in man["input_dests"]], sram=sram, meta=man.get("meta", {}))
+                       input_dests=[int(d) for d in man["input_dests"]], sram=sram, meta=man.get("meta", {}),
+                       input_ranges=_unruns(man["input_ranges"]))

@@ -25,7 +25,8 @@ from yoso_backend import counters as CN
 from yoso_backend import kernels as KN
 from stdbp.errors import UserError
 from stdbp.threads import num_threads
-from yoso_backend.artifact import HOST, YosoProgram, load_program
+from yoso_backend.artifact import HOST, LAYER_KINDS, YosoProgram, load_program
+from yoso_backend.geometry import targets
 from yoso_backend.hardware import KIND_SPIKE, KIND_TO_HOST
 from yoso_backend.noc import N_PORTS, n_links, route_table, route_to_eject
 from numba import njit
@@ -154,9 +155,10 @@ class Emulator:
         for a in range(0, N, chunk):
             b = min(N, a + chunk)
             cnt = np.zeros((b - a, n_pe, CN.K), np.int64)
-            args = (in_steps[a:b], cfg, fl["window"], fl["dense"], fl["links"], fl["n_hops"], fl["node_off"],
+            args = (in_steps[a:b], cfg, fl["window"], fl["dense"], fl["kind"], fl["links"], fl["n_hops"], fl["node_off"],
                     fl["node_pe"], fl["pe_lo"], fl["pe_hi"], fl["pe_layer"], fl["layer_pe_off"], fl["layer_pes"],
-                    fl["dest_off"], fl["dests"], fl["in_dests"], fl["w_flat"], fl["w_off"], fl["theta"], fire[a:b],
+                    fl["dests"], fl["in_dests"], fl["nd0"], fl["nd1"], fl["seg_base"], fl["seg_lo"], fl["seg_hi"],
+                    fl["tgt_a"], fl["tgt_w"], fl["w_flat"], fl["w_off"], fl["theta"], fire[a:b],
                     v_out[a:b], cnt, cycles[a:b], steps[a:b], step_start[a:b] if record else step_start,
                     v_trace[a:b] if record else v_trace)
             _parallel(KN.run_frames, b - a, args, threads)
@@ -185,22 +187,26 @@ class Emulator:
                          step_start=step_start if record else None, v_trace=v_trace if record else None)
 
     def packets(self, res: EmuResult, frame: int = 0) -> np.ndarray:
-        """The spike flits of one frame, as the spec's 32-bit words (section 5), in sending order
-        per step: structured array (step, layer, src_pe, dst_pe, index, flit); the host is -1.
-        Built from the fire steps and the spike-address SRAM templates
-        (``spike_addr[N + d] | spike_addr[j] | step``); the host's input flits carry the pixel index."""
+        """The spike flits of one frame, as the spec's words (section 5), in sending order per step:
+        structured array (step, layer, src_pe, dst_pe, index, flit); the host is -1. Built from the
+        fire steps and the spike-address SRAM: neuron j's word holds its flit template and the range
+        (first, count) of its destinations, ``flit = spike_addr[N + first + d] | template_j | step``;
+        the host's input flits carry the pixel index and use the host's table and ranges."""
         prog, hw = self.program, self.hw
         flit = hw.flit
         N = hw.neurons_per_pe
+        tmask = np.uint64((1 << hw.flit_bits) - 1)
         end = int(res.steps[frame]) - 1  # last step run
         parts = []
 
-        def block(step, layer, src, index, src_word, dests, dest_words):
-            # every selected spike x every destination, destinations in sending order
-            nd = len(dests)
-            parts.append((np.repeat(step, nd), np.full(len(step) * nd, layer), np.full(len(step) * nd, src),
-                          np.tile(np.asarray(dests, np.int64), len(step)), np.repeat(index, nd),
-                          np.repeat(src_word | step.astype(np.uint64), nd) | np.tile(dest_words, len(step))))
+        def block(step, layer, src, index, src_word, ranges, dests, dest_words):
+            # every selected spike x its destinations, in table order
+            count = ranges[:, 1]
+            rep = np.repeat(np.arange(len(step)), count)
+            pos = np.repeat(ranges[:, 0] - np.concatenate([[0], np.cumsum(count)[:-1]]), count) + np.arange(len(rep))
+            parts.append((step[rep], np.full(len(rep), layer), np.full(len(rep), src),
+                          np.asarray(dests, np.int64)[pos] if len(rep) else np.zeros(0, np.int64), index[rep],
+                          (src_word[rep] & tmask) | step[rep].astype(np.uint64) | dest_words[pos]))
 
         for lay in prog.layers:
             c = lay.index + 1
@@ -210,29 +216,30 @@ class Emulator:
                 idx = np.nonzero((steps >= 0) & (steps <= last))[0]
                 words = np.array([flit.pack(*hw.pe_xy(d), KIND_SPIKE, 0, 0) for d in prog.input_dests], np.uint64)
                 block(steps[idx], 0, -1, idx, idx.astype(np.uint64) << np.uint64(flit.index_shift),
-                      prog.input_dests, words)
+                      prog.input_ranges[idx], prog.input_dests, words)
                 continue
             for p in prog.layers[c - 2].pes:
-                pm = prog.pe_map(p)
-                img = prog.sram[p]["spike_addr"].astype(np.uint64)
-                loc = steps[pm.neuron_start: pm.neuron_start + pm.neuron_count]
-                j = np.nonzero((loc >= 0) & (loc <= last))[0]
-                block(loc[j], c - 1, p, pm.neuron_start + j, img[j], pm.dests, img[N: N + len(pm.dests)])
+                self._pe_block(block, p, steps, last, c - 1, N)
         if res.mode == "ttfs":  # output spikes to the host
             out = res.fire[-1][frame]
             for p in prog.layers[-1].pes:
-                pm = prog.pe_map(p)
-                img = prog.sram[p]["spike_addr"].astype(np.uint64)
-                loc = out[pm.neuron_start: pm.neuron_start + pm.neuron_count]
-                j = np.nonzero(loc >= 0)[0]
-                block(loc[j], len(prog.layers), p, pm.neuron_start + j, img[j], pm.dests, img[N: N + len(pm.dests)])
+                self._pe_block(block, p, out, 1 << 62, len(prog.layers), N)
         dt = np.dtype([("step", "i8"), ("layer", "i8"), ("src_pe", "i8"), ("dst_pe", "i8"), ("index", "i8"),
-                       ("flit", "u4")])
+                       ("flit", "u8")])
         arr = np.zeros(sum(len(x[0]) for x in parts), dt)
         for name, col in zip(dt.names, zip(*parts) if parts else [[]] * 6):
             if len(col):
                 arr[name] = np.concatenate(col)
         return arr[np.lexsort((arr["index"], arr["layer"], arr["step"]))]  # stable: destination order kept
+
+    def _pe_block(self, block, p: int, steps: np.ndarray, last: int, layer: int, N: int) -> None:
+        prog = self.program
+        pm = prog.pe_map(p)
+        img = prog.sram[p]["spike_addr"].astype(np.uint64)
+        loc = steps[pm.neuron_start: pm.neuron_start + pm.neuron_count]
+        j = np.nonzero((loc >= 0) & (loc <= last))[0]
+        block(loc[j].astype(np.int64), layer, p, pm.neuron_start + j, img[j], prog.pe_ranges(p)[j], pm.dests,
+              img[N: N + len(pm.dests)])
 
     # ---- initialisation phase: the model download over the NoC ------------------------------------
     @property
@@ -243,7 +250,7 @@ class Emulator:
         if self._init is None:
             prog, hw = self.program, self.hw
             pes = np.array([p.pe for p in prog.pes], np.int64)
-            words = np.array([[p.fan_in * p.neuron_count, p.neuron_count, 0, p.neuron_count + len(p.dests)]
+            words = np.array([[prog.pe_weight_words(p.pe), p.neuron_count, 0, p.neuron_count + len(p.dests)]
                               for p in prog.pes], np.int64).reshape(-1, 4)
             cycles, hops, flits = _download(pes, words.sum(axis=1), hw.mesh_width, hw.n_pe,
                                             hw.pe_id(hw.host_x, hw.host_y), self.timing.hop_cycles)
@@ -306,9 +313,10 @@ def _flatten(prog: YosoProgram) -> dict[str, np.ndarray]:
     L = len(prog.layers)
     sizes = [prog.n_inputs] + [lay.n_out for lay in prog.layers]
     node_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n_nodes = int(node_off[-1])
     n_pe = hw.n_pe
     host = hw.pe_id(hw.host_x, hw.host_y)
-    node_pe = np.full(int(node_off[-1]), host, np.int64)
+    node_pe = np.full(n_nodes, host, np.int64)
     pe_lo = np.zeros(n_pe, np.int64)
     pe_hi = np.zeros(n_pe, np.int64)
     pe_layer = np.zeros(n_pe, np.int64)  # 0 = no layer
@@ -324,20 +332,93 @@ def _flatten(prog: YosoProgram) -> dict[str, np.ndarray]:
     layer_pe_off[2:] = np.cumsum([len(lay.pes) for lay in prog.layers])
     dest_off = np.concatenate([[0], np.cumsum([len(d) for d in dest_lists])]).astype(np.int64)
     dests = np.array([d for ds in dest_lists for d in ds], np.int64)
-    w_t = [np.ascontiguousarray(prog.layer_weights(l).T, dtype=np.int64).ravel() for l in range(L)]
+    # per node: its destinations dests[nd0:nd1] (inputs: in_dests), from the spike-address SRAM ranges
+    nd0 = np.zeros(n_nodes, np.int64)
+    nd1 = np.zeros(n_nodes, np.int64)
+    nd0[:prog.n_inputs] = prog.input_ranges[:, 0]
+    nd1[:prog.n_inputs] = prog.input_ranges[:, 0] + prog.input_ranges[:, 1]
+    for p in prog.pes:
+        r = prog.pe_ranges(p.pe)
+        lo = node_off[p.layer + 1] + p.neuron_start
+        if len(r) and (r[:, 0] + r[:, 1]).max() > len(p.dests):
+            raise UserError(f"PE {p.pe} spike-address SRAM", "a destination range lies outside its table",
+                            "recompile the model")
+        nd0[lo:lo + p.neuron_count] = dest_off[p.pe] + r[:, 0]
+        nd1[lo:lo + p.neuron_count] = dest_off[p.pe] + r[:, 0] + r[:, 1]
+    kind = np.zeros(L + 1, np.int64)
+    for lay in prog.layers:
+        kind[lay.index + 1] = LAYER_KINDS.index(lay.kind)
+    dense_layers = [l for l in range(L) if prog.layers[l].kind == "dense"]
+    w_t = [np.ascontiguousarray(prog.layer_weights(l).T, dtype=np.int64).ravel() if l in dense_layers
+           else np.zeros(0, np.int64) for l in range(L)]
     w_off = np.concatenate([[0], np.cumsum([w.size for w in w_t])]).astype(np.int64)
     theta = np.concatenate([prog.layer_thresholds(l) for l in range(L)]).astype(np.int64)
     window = np.array([0] + [lay.window_steps for lay in prog.layers], np.int64)
-    # dense[c] = 1 when every spike into layer c goes to each of its PEs exactly once (the kernel then
+    in_dests = np.array(prog.input_dests, np.int64)
+    seg = _segments(prog, node_off, nd0, nd1, dests, in_dests)
+    # dense[c] = 1 when every spike into dense layer c goes to each of its PEs exactly once (the kernel then
     # updates the whole layer's A row in one loop; same per-neuron order, so the same bits)
     dense = np.zeros(L + 1, np.int64)
     for c in range(1, L + 1):
-        want = sorted(prog.layers[c - 1].pes)
-        srcs = [prog.input_dests] if c == 1 else [[d for d in p.dests if d != HOST] for p in prog.pes
-                                                   if p.layer == c - 2]
-        dense[c] = int(all(sorted(s) == want for s in srcs))
+        if prog.layers[c - 1].kind != "dense":
+            continue
+        want = np.array(sorted(prog.layers[c - 1].pes), np.int64)
+        lo, hi = node_off[c - 1], node_off[c]
+        table = in_dests if c == 1 else dests
+        dense[c] = int(all(np.array_equal(np.sort(table[a:b]), want) for a, b in
+                           {(int(a), int(b)) for a, b in zip(nd0[lo:hi], nd1[lo:hi])}))
     links, n_hops = route_table(hw.mesh_width, n_pe)
-    return dict(window=window, dense=dense, links=links, n_hops=n_hops, node_off=node_off, node_pe=node_pe, pe_lo=pe_lo, pe_hi=pe_hi, pe_layer=pe_layer,
-                layer_pe_off=layer_pe_off, layer_pes=np.array(layer_pes, np.int64), dest_off=dest_off,
-                dests=dests, in_dests=np.array(prog.input_dests, np.int64), w_flat=np.concatenate(w_t),
-                w_off=w_off, theta=theta)
+    return dict(window=window, dense=dense, kind=kind, links=links, n_hops=n_hops, node_off=node_off,
+                node_pe=node_pe, pe_lo=pe_lo, pe_hi=pe_hi, pe_layer=pe_layer, layer_pe_off=layer_pe_off,
+                layer_pes=np.array(layer_pes, np.int64), dests=dests, in_dests=in_dests, nd0=nd0, nd1=nd1, **seg,
+                w_flat=np.concatenate(w_t), w_off=w_off, theta=theta)
+
+
+def _segments(prog: YosoProgram, node_off, nd0, nd1, dests, in_dests) -> dict[str, np.ndarray]:
+    """Targets of every packet into a conv or pool layer, from the geometry and the PEs' kernels.
+
+    For input i of layer c (node n) the targets (ascending) split into runs by PE; run d must be the
+    PE of destination d of n (else the spike-address SRAM and the geometry disagree)."""
+    n_nodes = int(node_off[-1])
+    seg_base = np.full(n_nodes, -1, np.int64)
+    parts_lo, parts_hi, parts_a, parts_w = [], [], [], []
+    n_seg = n_tgt = 0
+    for lay in prog.layers:
+        if lay.kind == "dense":
+            continue
+        c = lay.index + 1
+        g = lay.window()
+        off, tgt, wpos = targets(g)
+        starts = np.array([prog.pe_map(p).neuron_start for p in lay.pes], np.int64)
+        pe_idx = np.searchsorted(starts, tgt, side="right") - 1
+        inp = np.repeat(np.arange(g.n_in), np.diff(off))
+        new = np.ones(len(tgt), bool)
+        new[1:] = (inp[1:] != inp[:-1]) | (pe_idx[1:] != pe_idx[:-1])
+        run_start = np.nonzero(new)[0]
+        run_end = np.append(run_start[1:], len(tgt))
+        run_pe = np.array(lay.pes, np.int64)[pe_idx[run_start]]
+        runs_per_input = np.bincount(inp[run_start], minlength=g.n_in)
+        nodes = np.arange(node_off[c - 1], node_off[c])
+        table = in_dests if c == 1 else dests
+        want = np.concatenate([table[a:b] for a, b in zip(nd0[nodes], nd1[nodes])]) if len(nodes) else run_pe
+        if not (np.array_equal(nd1[nodes] - nd0[nodes], runs_per_input) and np.array_equal(want, run_pe)):
+            raise UserError(f"layer {lay.index} ({lay.name})", "the destination ranges of its inputs do not match "
+                            "the PEs that hold their targets", "recompile the model")
+        seg_base[nodes] = n_seg + np.concatenate([[0], np.cumsum(runs_per_input)[:-1]])
+        parts_lo.append(n_tgt + run_start)
+        parts_hi.append(n_tgt + run_end)
+        parts_a.append(node_off[c] - prog.n_inputs + tgt)  # A index of the target neuron
+        if lay.kind == "conv":  # each target's weight from its own PE's copy of the kernel
+            kflat = [prog.pe_kernel(p).reshape(-1) for p in lay.pes]
+            koff = np.concatenate([[0], np.cumsum([k.size for k in kflat])[:-1]])
+            first_ch = np.array([prog.pe_channels(p)[0] for p in lay.pes], np.int64)
+            parts_w.append(np.concatenate(kflat)[koff[pe_idx] + wpos - first_ch[pe_idx] * g.kernel_words])
+        else:
+            parts_w.append(np.zeros(len(tgt), np.int64))
+        n_seg += len(run_start)
+        n_tgt += len(tgt)
+
+    def cat(xs):
+        return np.ascontiguousarray(np.concatenate(xs), np.int64) if xs else np.zeros(1, np.int64)
+
+    return dict(seg_base=seg_base, seg_lo=cat(parts_lo), seg_hi=cat(parts_hi), tgt_a=cat(parts_a), tgt_w=cat(parts_w))

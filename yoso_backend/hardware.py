@@ -30,7 +30,7 @@ from stdbp.errors import UserError
 
 FORMAT = "stdbp-yoso-hw"
 FORMAT_VERSION = 1
-SOURCES = ("paper", "opensmart", "assumption", "prior", "calibrated")
+SOURCES = ("paper", "opensmart", "assumption", "prior", "calibrated", "extrapolated")
 HW_DIR = Path(__file__).resolve().parent / "hw"
 DEFAULT_HW = "yoso-6x7"
 

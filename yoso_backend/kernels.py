@@ -60,6 +60,7 @@ N_CFG = 19
 
 NEVER = -1
 FAR = 1 << 62  # "no predicted fire"
+DENSE, CONV, POOL = 0, 1, 2  # layer kinds (artifact.LAYER_KINDS order)
 
 _BUSY, _W_R, _A_R, _A_W, _V_R, _V_W, _S_R, _ADDS, _FIFO = (
     CN.BUSY, CN.W_R, CN.A_R, CN.A_W, CN.V_R, CN.V_W, CN.S_R, CN.ADDS, CN.FIFO)
@@ -90,9 +91,11 @@ def _send(src, inj, dst, t_inj, issue, hop, flits, pipe, n_pe, link_free, link_f
     if fin > done[dst]:
         done[dst] = fin
     rx[dst] += 1
+    cnt[dst, _BUSY] += issue
     cnt[src, _FLIT_HOPS] += hops * flits
     cnt[src, _NOC_STALL] += stall + port_stall
     cnt[dst, _FIFO_STALL] += fifo_stall
+    return fin
 
 
 @njit(cache=True, inline="always")
@@ -142,12 +145,31 @@ def _predict(p, pe_lo, pe_hi, n_in, fire, A, V, theta, synced, next_fire):
 
 
 @njit(cache=True)
-def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer, layer_pe_off, layer_pes,
-                 dest_off, dests, in_dests, w_flat, w_off, theta, fire, v_out, cnt, step_start, v_trace):
+def _sort_events(ev, ev_t, lo, hi):
+    """Insertion sort of events lo..hi-1 by node index (a pool layer's spikes of one step arrive
+    in delivery order; the next layer takes them in ascending index, rule 3)."""
+    for a in range(lo + 1, hi):
+        j, t = ev[a], ev_t[a]
+        b = a - 1
+        while b >= lo and ev[b] > j:
+            ev[b + 1] = ev[b]
+            ev_t[b + 1] = ev_t[b]
+            b -= 1
+        ev[b + 1] = j
+        ev_t[b + 1] = t
+
+
+@njit(cache=True)
+def frame_kernel(in_step, cfg, window, dense, kind, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer,
+                 layer_pe_off, layer_pes, dests, in_dests, nd0, nd1, seg_base, seg_lo, seg_hi, tgt_a, tgt_w, w_flat,
+                 w_off, theta, fire, v_out, cnt, step_start, v_trace):
     """Run one frame. ``in_step[n_in]``: input spike steps (-1 = silent); ``window[c]``: last step of
-    compute layer c (index 0 unused). Outputs in place: ``fire[n_nodes]`` (fire step or -1; inputs
-    included), ``v_out[n_out]`` (output V at the end), ``cnt[n_pe, K]``; with record,
-    ``step_start[k]`` and ``v_trace[k, n_out]`` for every step run. Returns ``(cycles, steps_run)``."""
+    compute layer c (index 0 unused); ``kind[c]``: DENSE, CONV or POOL. A node's packets go to
+    ``dests[nd0[i]:nd1[i]]`` (inputs: ``in_dests``); into a conv or pool layer, the packet to its
+    d-th destination updates targets ``tgt_a/tgt_w[seg_lo[s]:seg_hi[s]]``, s = seg_base[i] + d.
+    Outputs in place: ``fire[n_nodes]`` (fire step or -1; inputs included), ``v_out[n_out]`` (output
+    V at the end), ``cnt[n_pe, K]``; with record, ``step_start[k]`` and ``v_trace[k, n_out]`` for
+    every step run. Returns ``(cycles, steps_run)``."""
     n_pe = cfg[CFG_NPE]
     L = node_off.shape[0] - 2
     n_nodes = node_off[L + 1]
@@ -195,14 +217,16 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
     next_fire = np.full(n_pe, FAR, np.int64)
     active = np.zeros(n_pe, np.int64)       # unfired neurons
     sweep_cyc = np.zeros(n_pe, np.int64)
+    syn = np.zeros(n_pe, np.int64)          # neurons updated by received packets (conv)
     for p in range(n_pe):
         active[p] = pe_hi[p] - pe_lo[p]
-        if pe_layer[p] > 0:
+        if pe_layer[p] > 0 and kind[pe_layer[p]] != POOL:  # a pool neuron keeps no potential: no sweep
             sweep_cyc[p] = (pe_hi[p] - pe_lo[p] + lanes - 1) // lanes
     layer_sweep = np.zeros(L + 1, np.int64)  # longest sweep of a layer's PEs, incl. pipeline fill
     for c in range(1, L + 1):
         for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
-            layer_sweep[c] = max(layer_sweep[c], sweep_cyc[layer_pes[q]] + sweep_lat)
+            if kind[c] != POOL:
+                layer_sweep[c] = max(layer_sweep[c], sweep_cyc[layer_pes[q]] + sweep_lat)
     dirty = np.zeros(n_pe, np.bool_)
     # ---- timing state ------------------------------------------------------------------------------
     n_l = n_links(n_pe)
@@ -251,7 +275,7 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                             q_len = max(q_len, layer_sweep[c])
                     n = seg - t
                     for c in range(1, L + 1):
-                        if t <= window[c]:
+                        if t <= window[c] and kind[c] != POOL:
                             for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
                                 p = layer_pes[q]
                                 cnt[p, _BUSY] += n * sweep_cyc[p]
@@ -276,8 +300,9 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
             if k > window[c]:
                 continue
             fires_c = not (softmax and c == L)
-            # (1) integrate and (2) fire: every PE of layer c sweeps
-            for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
+            pool = kind[c] == POOL
+            # (1) integrate and (2) fire: every PE of layer c sweeps (a pool layer has nothing to sweep)
+            for q in range(layer_pe_off[c] if not pool else 0, layer_pe_off[c + 1] if not pool else 0):
                 p = layer_pes[q]
                 j0 = pe_lo[p]
                 sweep_end = now + sweep_cyc[p] + sweep_lat
@@ -307,8 +332,8 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                         ev_t[e] = t_emit
                         ev_n[c] += 1
                         cnt[p, _SPIKES] += 1
-                        cnt[p, _S_R] += 1 + dest_off[p + 1] - dest_off[p]
-                        for d in range(dest_off[p], dest_off[p + 1]):
+                        cnt[p, _S_R] += 1 + nd1[j] - nd0[j]
+                        for d in range(nd0[j], nd1[j]):
                             if dests[d] < 0:
                                 t_out = _to_host(p, t_emit, cfg, link_free, link_flits, cnt, links, n_hops, buf, bpos)
                                 if t_out > host_done:
@@ -325,24 +350,57 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
             wo = w_off[c - 1] - node_off[c]
             any_dirty = False
             whole = dense[c] == 1
+            sparse = kind[c] != DENSE
+            ev_first = ev_n[c]  # a pool layer's spikes of this step start here
             while ptr[c - 1] < ev_n[c - 1]:
                 e = lo_prev + ptr[c - 1]
                 i = ev[e]
                 if fire[i] != k:
                     break
                 ptr[c - 1] += 1
+                d0 = nd0[i]
+                d1 = nd1[i]
                 if c == 1:
                     src = cfg[CFG_HOST]
                     inj = n_pe * (N_PORTS + 1)  # the host's input port
                     t_inj = now
-                    d0 = 0
-                    d1 = in_dests.shape[0]
                 else:
                     src = node_pe[i]
                     inj = n_pe * N_PORTS + src
                     t_inj = ev_t[e]
-                    d0 = dest_off[src]
-                    d1 = dest_off[src + 1]
+                if sparse:
+                    for d in range(d0, d1):
+                        p = in_dests[d] if c == 1 else dests[d]
+                        if c > 1:
+                            cnt[src, _PK_INJ] += 1
+                        sg = seg_base[i] + d - d0
+                        t0 = seg_lo[sg]
+                        t1 = seg_hi[sg]
+                        issue = cfg[CFG_DECODE] + (1 if pool else (t1 - t0 + lanes - 1) // lanes)
+                        fin = _send(src, inj, p, t_inj, issue, hop, flits, pipe, n_pe, link_free, link_flits, ring,
+                                    ring_pos, load_free, done, rx, cnt, links, n_hops, buf, bpos)
+                        if pool:  # rule 4b: the first delivered spike of a window fires the pooled neuron
+                            for t in range(t0, t1):
+                                j = tgt_a[t] + n_in
+                                if fire[j] == NEVER:
+                                    fire[j] = k
+                                    e2 = node_off[c] + ev_n[c]
+                                    ev[e2] = j
+                                    ev_t[e2] = fin
+                                    ev_n[c] += 1
+                                    cnt[p, _SPIKES] += 1
+                                    cnt[p, _V_W] += 1
+                                    cnt[p, _S_R] += 1 + nd1[j] - nd0[j]
+                            continue
+                        syn[p] += t1 - t0
+                        if not dirty[p]:
+                            _sync(p, k, pe_lo, pe_hi, n_in, fire, A, V, synced, v_lo, v_hi)
+                            dirty[p] = True
+                            any_dirty = True
+                        for t in range(t0, t1):
+                            a = tgt_a[t]
+                            A[a] = min(max(A[a] + tgt_w[t], a_lo), a_hi)
+                    continue
                 row = wo + (i - lo_prev) * n_c
                 if whole and not any_dirty:
                     # every source feeds every PE of the layer: integrate all of it through k once
@@ -359,6 +417,7 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                         cnt[src, _PK_INJ] += 1
                     j0 = pe_lo[p]
                     j1 = pe_hi[p]
+                    syn[p] += j1 - j0
                     _send(src, inj, p, t_inj, issue_cyc[p], hop, flits, pipe, n_pe, link_free, link_flits, ring,
                           ring_pos, load_free, done, rx, cnt, links, n_hops, buf, bpos)
                     if whole:
@@ -376,6 +435,8 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
                     for x in range(n_c):
                         v = A[a0 + x] + w_flat[r0 + x]
                         A[a0 + x] = min(max(v, a_lo), a_hi)
+            if pool and ev_n[c] - ev_first > 1:
+                _sort_events(ev, ev_t, node_off[c] + ev_first, node_off[c] + ev_n[c])
             if any_dirty:
                 for q in range(layer_pe_off[c], layer_pe_off[c + 1]):
                     p = layer_pes[q]
@@ -413,14 +474,15 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
     if record:
         step_start[steps_run] = now
     for p in range(n_pe):
-        fan = pe_hi[p] - pe_lo[p]
+        fan = syn[p]  # neurons updated by this PE's packets (dense: all of them, per packet)
         cnt[p, _PK_RX] += rx[p]
-        cnt[p, _FIFO] += rx[p] * (2 + 2 * fan)  # router FIFO push+pop; compute->store FIFO per neuron
-        cnt[p, _BUSY] += rx[p] * issue_cyc[p]
-        cnt[p, _W_R] += rx[p] * fan
-        cnt[p, _A_R] += rx[p] * fan
-        cnt[p, _A_W] += rx[p] * fan
-        cnt[p, _ADDS] += rx[p] * fan
+        cnt[p, _FIFO] += 2 * rx[p] + 2 * fan  # router FIFO push+pop; compute->store FIFO per neuron
+        if pe_layer[p] > 0 and kind[pe_layer[p]] == POOL:
+            cnt[p, _V_R] += rx[p]  # a pool packet reads its neuron's fired bit (the fire writes it)
+        cnt[p, _W_R] += fan
+        cnt[p, _A_R] += fan
+        cnt[p, _A_W] += fan
+        cnt[p, _ADDS] += fan
         s = 0
         for o in range(N_PORTS):
             s += link_flits[p * N_PORTS + o]
@@ -430,16 +492,16 @@ def frame_kernel(in_step, cfg, window, dense, links, n_hops, node_off, node_pe, 
 
 
 @njit(cache=True, nogil=True)
-def run_frames(lo, hi, in_steps, cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer,
-               layer_pe_off, layer_pes, dest_off, dests, in_dests, w_flat, w_off, theta, fire, v_out, cnt, cycles,
-               steps, step_start, v_trace):
+def run_frames(lo, hi, in_steps, cfg, window, dense, kind, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer,
+               layer_pe_off, layer_pes, dests, in_dests, nd0, nd1, seg_base, seg_lo, seg_hi, tgt_a, tgt_w, w_flat,
+               w_off, theta, fire, v_out, cnt, cycles, steps, step_start, v_trace):
     """``frame_kernel`` over frames ``lo .. hi-1`` of ``in_steps[N, n_in]``. Releases the GIL: the
     emulator runs disjoint frame ranges on a thread pool (frames are independent)."""
     rec = cfg[CFG_RECORD]
     for f in range(lo, hi):
         fi = f * rec
-        c, s = frame_kernel(in_steps[f], cfg, window, dense, links, n_hops, node_off, node_pe, pe_lo, pe_hi, pe_layer,
-                            layer_pe_off, layer_pes, dest_off, dests, in_dests, w_flat, w_off, theta, fire[f],
-                            v_out[f], cnt[f], step_start[fi], v_trace[fi])
+        c, s = frame_kernel(in_steps[f], cfg, window, dense, kind, links, n_hops, node_off, node_pe, pe_lo, pe_hi,
+                            pe_layer, layer_pe_off, layer_pes, dests, in_dests, nd0, nd1, seg_base, seg_lo, seg_hi,
+                            tgt_a, tgt_w, w_flat, w_off, theta, fire[f], v_out[f], cnt[f], step_start[fi], v_trace[fi])
         cycles[f] = c
         steps[f] = s

@@ -9,7 +9,12 @@ Semantics (spec section 4), one global time base, steps k = 0, 1, ..., window:
     (2) every neuron not yet fired with V_j >= theta_j fires at step k (once; then it is disabled)
     (3) the spikes of step k (input spikes with step k, spikes fired at step k by the layer below)
         are delivered in ascending input index i:  A_j <- sat_A(A_j + w_ji)   for every j of the layer
-with A = V = 0 before step 0 and sat_X(x) = min(max(x, X_min), X_max). Without saturation this gives
+with A = V = 0 before step 0 and sat_X(x) = min(max(x, X_min), X_max). A conv layer is exactly a
+dense layer whose matrix is the kernel laid out over the windows (`geometry.toeplitz`: zeros where
+an input is not in a neuron's window; adding 0 leaves a saturated A unchanged). A min-pool neuron
+fires at the first step at which a spike of its window is delivered (spec section 4b):
+    fire_j = min { k_i : i in window(j), 0 <= k_i <= window }        (silent if there is none)
+Without saturation the rules give
     V_j(k) = sum_{i: k_i <= k} w_ji (k - k_i)
 which is the continuous ReL-PSP potential at t = k exactly, so the fire step is ceil(t_j) of the
 exact spike time (tested in tests/yoso_backend/test_reference.py).
@@ -31,6 +36,7 @@ from numba import njit, prange
 
 from stdbp.errors import UserError
 from yoso_backend.artifact import YosoProgram
+from yoso_backend.geometry import pool_index, targets
 
 NO_SPIKE = -1
 
@@ -175,6 +181,17 @@ def run_layer(steps_in: np.ndarray, weights: np.ndarray, thresholds: np.ndarray,
     return fire_out, v_out
 
 
+def run_pool(steps_in: np.ndarray, window, last_step: int) -> np.ndarray:
+    """Min-pool layer: the earliest delivered step (0 <= k <= last_step) of each window, else NO_SPIKE."""
+    st = np.asarray(steps_in, np.int64)
+    big = np.iinfo(np.int64).max
+    st = np.where((st >= 0) & (st <= last_step), st, big)
+    idx = pool_index(window)
+    win = np.where(idx >= 0, st[:, np.maximum(idx, 0)], big)  # [B, n_out, kh * kw]
+    out = win.min(axis=2)
+    return np.where(out == big, NO_SPIKE, out).astype(np.int32)
+
+
 def input_steps(prog: YosoProgram, pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels [N, ...] -> int32 steps [N, n_inputs]: step = round_half_up((255 - s) * spa / 255).
 
@@ -222,10 +239,14 @@ def run(prog: YosoProgram, pixels: np.ndarray) -> ReferenceResult:
     fire_steps, layer_inputs = [], [steps]
     potentials = None
     for lay in prog.layers:
-        w = prog.layer_weights(lay.index)
-        theta = prog.layer_thresholds(lay.index)
-        fs, v = run_layer(layer_inputs[-1], w, theta, lay.window_steps, acc_range=acc_range, v_range=v_range,
-                          fires=lay.fires)
+        if lay.kind == "pool":
+            fs = run_pool(layer_inputs[-1], lay.window(), lay.window_steps)
+            v = np.zeros(fs.shape, np.int64)
+        else:
+            w = prog.layer_weights(lay.index)
+            theta = prog.layer_thresholds(lay.index)
+            fs, v = run_layer(layer_inputs[-1], w, theta, lay.window_steps, acc_range=acc_range, v_range=v_range,
+                              fires=lay.fires)
         fire_steps.append(fs)
         layer_inputs.append(fs)
         potentials = v
@@ -258,8 +279,15 @@ def _counters(prog: YosoProgram, layer_inputs: list[np.ndarray], end: np.ndarray
     per_layer = []
     for lay, st in zip(prog.layers, layer_inputs):
         last = np.minimum(end, lay.window_steps)[:, None]
-        delivered = ((st >= 0) & (st <= last)).sum(axis=1)
+        ok = (st >= 0) & (st <= last)
+        delivered = ok.sum(axis=1)
+        # targets per input: every neuron (dense), the neurons whose window holds it (conv, pool)
+        if lay.kind == "dense":
+            events = float(delivered.mean() * lay.n_out) if len(delivered) else 0.0
+        else:
+            fan = np.diff(targets(lay.window())[0])
+            events = float((ok.astype(np.int64) @ fan).mean()) if len(delivered) else 0.0
         per_layer.append({"layer": lay.index, "input_spikes_mean": float(delivered.mean()) if len(delivered) else 0.0,
-                          "synaptic_events_mean": float(delivered.mean() * lay.n_out) if len(delivered) else 0.0})
+                          "synaptic_events_mean": events})
     total = sum(p["synaptic_events_mean"] for p in per_layer)
     return {"per_layer": per_layer, "synaptic_events_mean": total, "frames": int(layer_inputs[0].shape[0])}

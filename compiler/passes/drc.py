@@ -1,7 +1,8 @@
 """Pass 1b: design-rule check of the imported graph against the hardware description.
 
 Errors (UserError, one line): a fan-in larger than a PE's weight SRAM (a neuron must live on one
-PE: partial sums are not combined across PEs), layer sizes beyond the flit's index field, an input
+PE: partial sums are not combined across PEs), a conv kernel (C_in * kh * kw weights of one output
+channel) larger than it, layer sizes beyond the flit's index field, an input
 step beyond the flit's step field, unknown options. Warnings: inexact input-time encoding.
 Whether the whole network fits the mesh is decided by the partition pass (it knows the counts).
 """
@@ -10,6 +11,15 @@ from __future__ import annotations
 
 from compiler.ir import CompileState
 from stdbp.errors import UserError
+from yoso_backend.hardware import builtin_names, load_hardware
+
+
+def wider_description(need_index_bits: int, current: str) -> str:
+    """The fix for a layer beyond the index field: a built-in description that has the bits."""
+    for name in builtin_names():
+        if name != current and load_hardware(name).index_bits >= need_index_bits:
+            return f"use --hw {name} (bits.neuron_index = {load_hardware(name).index_bits})"
+    return f"use a hardware description with bits.neuron_index >= {need_index_bits}"
 
 
 def design_rule_check(state: CompileState) -> None:
@@ -32,13 +42,19 @@ def design_rule_check(state: CompileState) -> None:
                    "are rounded half up (not exact)")
     if g.n_inputs > (1 << hw.index_bits):
         raise UserError(where, f"{g.n_inputs} inputs exceed the {hw.index_bits}-bit index field of a spike flit "
-                        f"(max {1 << hw.index_bits})", "use a hardware description with a wider bits.neuron_index")
+                        f"(max {1 << hw.index_bits})", wider_description((g.n_inputs - 1).bit_length(), hw.name))
     for k, lay in enumerate(g.layers):
-        label = f"layer {k} ({lay.name}, {lay.n_in} -> {lay.n_out})"
-        if lay.n_in > hw.weights_per_pe:
+        label = f"layer {k} ({lay.name}, {lay.kind}, {lay.n_in} -> {lay.n_out})"
+        if lay.kind == "conv" and lay.window.kernel_words > hw.weights_per_pe:
+            kw = lay.window.kernel_words
+            raise UserError(where, f"{label}: one output channel's kernel has {kw} weights (C_in x kh x kw), more "
+                            f"than the {hw.weights_per_pe} weights of one PE",
+                            f"use a hardware description with pe.weights >= {kw}, or fewer input channels")
+        if lay.kind == "dense" and lay.n_in > hw.weights_per_pe:
             raise UserError(where, f"{label}: fan-in {lay.n_in} exceeds the {hw.weights_per_pe} weights of one PE "
                             "(a neuron cannot be split over PEs)",
                             f"use a hardware description with pe.weights >= {lay.n_in}")
         if lay.n_out > (1 << hw.index_bits):
             raise UserError(where, f"{label}: {lay.n_out} neurons exceed the {hw.index_bits}-bit index field "
-                            f"(max {1 << hw.index_bits})", "use fewer neurons or a wider bits.neuron_index")
+                            f"(max {1 << hw.index_bits}) of {hw.name}",
+                            wider_description((lay.n_out - 1).bit_length(), hw.name) + ", or fewer neurons")

@@ -1,4 +1,4 @@
-"""Pass 3: partition every fully connected layer over PEs.
+"""Pass 3: partition every layer over PEs, and record where each input's spike must go.
 
 The paper's lower bound for an m x n layer (m inputs, n neurons) is
     C = max(ceil(n / N), ceil(m * n / W))        N = pe.neurons, W = pe.weights.
@@ -6,14 +6,25 @@ A neuron lives on one PE with all m of its weights (partial sums are not combine
 so a PE holds p = min(N, floor(W / m)) neurons and the layer takes ceil(n / p) >= C PEs; the n
 neurons are split as evenly as possible, in index order. A network needing more PEs than the
 mesh has is refused with one line: the numbers and the options that would fit it.
+
+Conv layers (n = C_out * H' * W' neurons in channel-major order, K = C_in * kh * kw weights per
+output channel, shared by the channel's neurons) store on each PE the kernels of the channels its
+neuron range touches, once. Slices are contiguous and as even as possible, the fewest such that
+every slice has <= N neurons and (channels touched) x K <= W weights; the bound generalises to
+    C = max(ceil(n / N), ceil(C_out * K / W)).
+Pool layers hold no weights: ceil(n / N) PEs. The fan-out (`state.fanout`): for each input of a
+layer, the slices holding at least one neuron whose window contains it, ascending (dense: all).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from compiler.ir import CompileState, PESlice
 from stdbp.errors import UserError
+from yoso_backend.geometry import targets
 
 
 def layer_pes(m: int, n: int, neurons: int, weights: int) -> tuple[int, int]:
@@ -54,24 +65,87 @@ def _fit_options(sizes: list[tuple[int, int]], neurons: int, weights: int, n_pe:
     return ", or ".join(opts)
 
 
+def window_slices(lay, neurons: int, weights: int) -> tuple[list[tuple[int, int, int]], int]:
+    """Conv or pool layer -> ([(start, count, weight words)], paper-style bound C)."""
+    g = lay.window
+    n, per_ch, kw = lay.n_out, g.out_shape[1] * g.out_shape[2], g.kernel_words
+    bound = max(math.ceil(n / neurons), math.ceil(g.out_channels * kw / weights) if kw else 0)
+    parts = math.ceil(n / neurons)
+    while True:
+        out, start = [], 0
+        for count in split(n, parts):
+            chans = (start + count - 1) // per_ch - start // per_ch + 1
+            out.append((start, count, chans * kw))
+            start += count
+        if all(w <= weights for _s, _c, w in out):
+            return out, bound
+        parts += 1  # kw <= weights (design-rule check): one channel per PE always fits
+
+
+def layer_fanout(lay, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (off [n_in + 1], slice [nnz]) of the slices each input's spike goes to, ascending."""
+    if lay.kind == "dense":
+        m, s = lay.n_in, len(starts)
+        return np.arange(m + 1, dtype=np.int64) * s, np.tile(np.arange(s, dtype=np.int64), m)
+    off, tgt, _w = targets(lay.window)
+    sl = np.searchsorted(starts, tgt, side="right") - 1
+    inp = np.repeat(np.arange(lay.n_in), np.diff(off))
+    keep = np.ones(len(sl), bool)
+    keep[1:] = (inp[1:] != inp[:-1]) | (sl[1:] != sl[:-1])  # targets are sorted: runs of one slice
+    inp, sl = inp[keep], sl[keep]
+    out = np.zeros(lay.n_in + 1, np.int64)
+    np.cumsum(np.bincount(inp, minlength=lay.n_in), out=out[1:])
+    return out, sl.astype(np.int64)
+
+
+def _fit_message(state: CompileState, total: int, per_layer: list[dict]) -> str:
+    """Options that fit a conv network: a built-in description with enough PEs, or a larger mesh."""
+    from yoso_backend.hardware import builtin_names, load_hardware
+
+    hw = state.hw
+    need_bits = max(max(lay.n_out for lay in state.graph.layers), state.graph.n_inputs) - 1
+    for name in builtin_names():
+        other = load_hardware(name)
+        if (other.n_pe >= total and other.index_bits >= need_bits.bit_length() and other.neurons_per_pe >=
+                hw.neurons_per_pe and other.weights_per_pe >= hw.weights_per_pe and name != hw.name):
+            return f"use --hw {name} ({other.mesh_width} x {other.mesh_height} = {other.n_pe} PEs)"
+    side = math.ceil(math.sqrt(total))
+    return f"use a hardware description with a mesh of at least {total} PEs (e.g. {side} x {math.ceil(total / side)})"
+
+
 def partition(state: CompileState) -> None:
     hw, g = state.hw, state.graph
     sizes = [(lay.n_in, lay.n_out) for lay in g.layers]
     per_layer, slices = [], []
     for k, (m, n) in enumerate(sizes):
-        used, bound = layer_pes(m, n, hw.neurons_per_pe, hw.weights_per_pe)
-        start = 0
-        for count in split(n, used):
-            slices.append(PESlice(layer=k, neuron_start=start, neuron_count=count, fan_in=m))
-            start += count
-        per_layer.append({"layer": k, "name": g.layers[k].name, "n_in": m, "n_out": n, "pes": used,
-                          "paper_bound_C": bound, "neurons_per_pe_max": min(hw.neurons_per_pe, hw.weights_per_pe // m)})
+        lay = g.layers[k]
+        if lay.kind == "dense":
+            used, bound = layer_pes(m, n, hw.neurons_per_pe, hw.weights_per_pe)
+            start, parts = 0, []
+            for count in split(n, used):
+                parts.append((start, count, m * count))
+                start += count
+            fan, p_max = m, min(hw.neurons_per_pe, hw.weights_per_pe // m)
+        else:
+            parts, bound = window_slices(lay, hw.neurons_per_pe, hw.weights_per_pe)
+            used, p_max = len(parts), hw.neurons_per_pe
+            fan = lay.window.kernel_words if lay.kind == "conv" else lay.window.kernel[0] * lay.window.kernel[1]
+        for start, count, words in parts:
+            slices.append(PESlice(layer=k, neuron_start=start, neuron_count=count, fan_in=fan, weight_words=words))
+        per_layer.append({"layer": k, "name": lay.name, "kind": lay.kind, "n_in": m, "n_out": n, "pes": used,
+                          "paper_bound_C": bound, "neurons_per_pe_max": p_max})
     total = len(slices)
     if total > hw.n_pe:
         counts = ", ".join(f"{g.layers[r['layer']].name}: {r['pes']}" for r in per_layer)
+        dense = all(lay.kind == "dense" for lay in g.layers)
         raise UserError(g.source or "model",
                         f"does not fit: needs {total} PEs ({counts}), the {hw.mesh_width} x {hw.mesh_height} mesh "
                         f"of {hw.name} has {hw.n_pe}",
-                        _fit_options(sizes, hw.neurons_per_pe, hw.weights_per_pe, hw.n_pe, hw.coord_bits))
+                        _fit_options(sizes, hw.neurons_per_pe, hw.weights_per_pe, hw.n_pe, hw.coord_bits) if dense
+                        else _fit_message(state, total, per_layer))
     state.slices = slices
+    state.fanout = []
+    for k, lay in enumerate(g.layers):
+        starts = np.array([s.neuron_start for s in slices if s.layer == k], np.int64)
+        state.fanout.append(layer_fanout(lay, starts))
     state.partition_report = {"per_layer": per_layer, "pes_used": total, "pes_available": hw.n_pe}

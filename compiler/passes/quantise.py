@@ -7,6 +7,11 @@ Per layer (option per neuron) with w_max = 2^(bits.weight - 1) - 1 and tau = ste
     theta_int= round_half_even(theta * s * tau)      V in integer units is s * tau times the float V
     window   = floor(t_max * tau)  (exact rational of the stored float; t_max = inf -> hw default)
 
+Conv layers: the same with the kernel [C_out, C_in, kh, kw] in place of the weight matrix; the per
+neuron scale is one per output channel (its neurons share the kernel), expanded to the neurons.
+Pool layers have no weights: thresholds 1 (a pooled neuron fires on its first delivery, spec
+section 4b) and the window of the layer below (no later spike can arrive).
+
 Worst cases checked against the bit widths (warnings name the layer, the value and the bits needed):
     A in [sum_i min(w_int, 0), sum_i max(w_int, 0)]       per neuron
     V >= window * sum_i min(w_int, 0)                     (V above theta only matters in softmax mode:
@@ -43,9 +48,19 @@ def quantise(state: CompileState) -> None:
     tau = Fraction(spa) / Fraction(g.alpha)
     w_max = hw.w_max
     state.quant = []
+    prev_window = None
     for k, lay in enumerate(g.layers):
         label = f"layer {k} ({lay.name})"
-        w = lay.weight
+        if lay.kind == "pool":
+            win = prev_window if prev_window is not None else hw.max_step
+            report = {"layer": k, "name": lay.name, "kind": "pool", "scale_mode": "none", "window_steps": win}
+            state.quant.append(QuantLayer(index=k, name=lay.name, weight_int=np.zeros(0, np.int64),
+                                          scales=np.ones(lay.n_out), threshold_int=np.ones(lay.n_out, np.int64),
+                                          window_steps=win, fires=True, report=report))
+            continue
+        conv = lay.kind == "conv"
+        # a conv kernel quantises like a dense matrix with one row per output channel
+        w = lay.weight.reshape(lay.weight.shape[0], -1) if conv else lay.weight
         last = k == len(g.layers) - 1
         fires = not (last and opt.output_mode == "softmax")
         # softmax read-out compares V across neurons: they must share one scale
@@ -54,7 +69,7 @@ def quantise(state: CompileState) -> None:
         if absmax == 0.0:
             raise UserError(where, f"{label}: all weights are zero", "retrain; a zero layer never fires")
         if mode == "layer":
-            scales = np.full(lay.n_out, w_max / absmax)
+            scales = np.full(w.shape[0], w_max / absmax)
         else:
             rows = np.abs(w).max(axis=1)
             scales = np.where(rows > 0, w_max / np.where(rows > 0, rows, 1.0), w_max / absmax)
@@ -77,12 +92,13 @@ def quantise(state: CompileState) -> None:
             state.warn(f"{label}: t_max {lay.t_max} is {win} steps, beyond the {hw.time_bits}-bit step field; "
                        f"window clamped to {hw.max_step} steps (t <= {hw.max_step / float(tau):.4g})")
             win = hw.max_step
+        prev_window = win
         pos = np.where(w_int > 0, w_int, 0).sum(axis=1)
         neg = np.where(w_int < 0, w_int, 0).sum(axis=1)
         a_hi, a_lo = int(pos.max()), int(neg.min())
         v_lo = int(neg.min()) * win
         v_hi = int(pos.max()) * win
-        report = {"layer": k, "name": lay.name, "scale_mode": mode, "scale_min": float(scales.min()),
+        report = {"layer": k, "name": lay.name, "kind": lay.kind, "scale_mode": mode, "scale_min": float(scales.min()),
                   "scale_max": float(scales.max()), "abs_w_max": absmax, "theta": lay.threshold,
                   "theta_int_min": int(theta_int.min()), "theta_int_max": int(theta_int.max()),
                   "window_steps": win, "t_max": None if math.isinf(lay.t_max) else lay.t_max,
@@ -99,5 +115,9 @@ def quantise(state: CompileState) -> None:
         if not fires and v_hi > hw.v_max:
             state.warn(f"{label}: read-out potential V may saturate high: worst case {v_hi} needs "
                        f"{bits_signed(v_hi)} bits, the hardware has {hw.potential_bits}")
+        if conv:  # per channel -> per neuron (channel-major neuron order)
+            per = lay.n_out // w.shape[0]
+            w_int = w_int.reshape(lay.weight.shape)
+            scales, theta_int = np.repeat(scales, per), np.repeat(theta_int, per)
         state.quant.append(QuantLayer(index=k, name=lay.name, weight_int=w_int, scales=scales.astype(np.float64),
                                       threshold_int=theta_int, window_steps=win, fires=fires, report=report))

@@ -53,7 +53,10 @@ def test_options_reach_the_program(model_path, tmp_path):
 
 
 @pytest.mark.parametrize("case,needle", [
-    ("conv", "not supported by the YOSO compiler yet"),
+    ("conv-index", "exceed the 12-bit index field"),
+    ("conv-fit", "use --hw yoso-16x16"),
+    ("conv-kernel", "kernel has 9 weights"),
+    ("conv-pads", "are not smaller than the kernel"),
     ("big", "needs 102 PEs"),
     ("missing", "no such file"),
     ("hw", "unknown hardware description"),
@@ -61,9 +64,25 @@ def test_options_reach_the_program(model_path, tmp_path):
 ])
 def test_bad_input_one_line_exit_2(case, needle, tmp_path, model_path):
     args = [str(model_path), "-o", str(tmp_path / "x.yoso")]
-    if case == "conv":
-        onnx.save(conv_model(), tmp_path / "c.onnx")
+    if case.startswith("conv"):
+        from compiler.testmodels import cnn_model
+
+        net = {"conv-index": ((1, 28, 28), (("conv", 16, 3, 1, 0), ("dense", 10))),
+               "conv-fit": ((1, 34, 34), (("conv", 4, 3, 1, 0), ("dense", 200), ("dense", 10))),
+               "conv-kernel": ((1, 8, 8), (("conv", 2, 3, 1, 0), ("dense", 3))),
+               "conv-pads": ((1, 8, 8), (("conv", 2, 3, 1, 3), ("dense", 3)))}
+        model = cnn_model(*net[case])
+        onnx.save(model, tmp_path / "c.onnx")
         args[0] = str(tmp_path / "c.onnx")
+        if case == "conv-kernel":  # a description whose PE holds 8 weights: a 3x3 kernel does not fit
+            import json
+
+            from yoso_backend.hardware import load_hardware
+
+            raw = load_hardware("yoso-6x7").to_dict()
+            raw["pe"]["weights"]["value"] = 8
+            (tmp_path / "tiny.json").write_text(json.dumps(raw))
+            args += ["--hw", str(tmp_path / "tiny.json")]
     elif case == "big":
         onnx.save(dense_model([784, 2000, 10]), tmp_path / "b.onnx")
         args[0] = str(tmp_path / "b.onnx")

@@ -47,9 +47,17 @@ def test_import_dense_model():
     assert g.layers[0].threshold == pytest.approx(0.25) and g.layers[0].t_max == 3.0
 
 
-def test_conv_is_not_supported_yet():
-    with pytest.raises(UserError, match="not supported by the YOSO compiler yet"):
-        import_model(conv_model())
+def test_conv_and_pool_are_imported():
+    g = import_model(conv_model())
+    assert [l.kind for l in g.layers] == ["conv", "dense"]
+    assert g.layers[0].window.out_shape == (2, 26, 26) and g.layers[1].n_in == 2 * 26 * 26
+
+
+def test_conv_padding_not_smaller_than_kernel_is_refused():
+    from compiler.testmodels import cnn_model
+
+    with pytest.raises(UserError, match="pads .* are not smaller than the kernel"):
+        import_model(cnn_model((1, 8, 8), (("conv", 2, 2, 1, 2), ("dense", 3))))
 
 
 def test_import_file_errors(tmp_path):

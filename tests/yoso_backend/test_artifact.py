@@ -43,7 +43,7 @@ def test_manifest_lists_every_file(program, tmp_path):
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(man["files"]) == on_disk
     assert man["hardware"]["sha256"] == program.hw.sha256
-    assert man["format_version"] == 1
+    assert man["format_version"] == 2
     assert len(man["layers"]) == 2 and man["layers"][0]["scales"]
 
 
