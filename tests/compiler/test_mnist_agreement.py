@@ -13,21 +13,24 @@ from pathlib import Path
 
 import pytest
 
-MODEL = Path(__file__).resolve().parents[2] / "models" / "mnist-fc800" / "model.onnx"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 CI_FRAMES = 2000
 
 
 @pytest.mark.slow
-def test_integer_reference_agrees_with_float_backend():
+@pytest.mark.parametrize("name, hw, frames", [("mnist-fc800", "yoso-6x7", CI_FRAMES),
+                                              ("mnist-cnn", "yoso-16x16", 1000)])
+def test_integer_reference_agrees_with_float_backend(name, hw, frames):
+    MODEL = MODELS / name / "model.onnx"
     if not MODEL.exists():
         pytest.skip(f"{MODEL.relative_to(MODEL.parents[2])} not shipped yet (trained by the trainer issue)")
     from compiler.check_agreement import measure
     from stdbp.errors import UserError
 
     try:
-        rep = measure(MODEL, limit=CI_FRAMES, progress=False)
+        rep = measure(MODEL, limit=frames, hw=hw, progress=False)
     except UserError:  # no MNIST files here: use the bundled sample through the same path
         pytest.skip("MNIST test set not available")
-    assert rep["frames"] == CI_FRAMES
+    assert rep["frames"] == frames
     assert rep["agreement"] >= 0.995, rep
     assert rep["drop_points"] <= 0.1 + 1e-9, rep

@@ -36,6 +36,8 @@ CASES = [
     GoldenCase("mnist-fc800", REPO / "models" / "mnist-fc800" / "model.onnx", "sample"),
     # 784-1000-10 needs 51 PEs: the 8 x 7 variant
     GoldenCase("fashion-fc1000", REPO / "models" / "fashion-fc1000" / "model.onnx", "sample-fashion-mnist", "yoso-8x7"),
+    # the CNN needs 88 PEs and a 14-bit index field: the extrapolated 16 x 16 mesh
+    GoldenCase("mnist-cnn", REPO / "models" / "mnist-cnn" / "model.onnx", "sample", "yoso-16x16"),
 ]
 
 # report figures and their relative tolerances: counts are exact, float figures allow round-off only

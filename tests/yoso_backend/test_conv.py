@@ -128,3 +128,26 @@ def test_conv_packets_follow_the_destination_ranges():
     conv_pes = set(prog.layers[0].pes)
     first = pk[pk["layer"] == 0]
     assert set(first["dst_pe"]) <= conv_pes and len(first) < len(conv_pes) * (res.fire[0][0] >= 0).sum()
+
+
+CNN_ONNX = __import__("pathlib").Path(__file__).resolve().parents[2] / "models" / "mnist-cnn" / "model.onnx"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CNN_ONNX.is_file(), reason="models/mnist-cnn not shipped")
+def test_shipped_cnn_equals_reference_on_1000_mnist_frames():
+    """The paper's CNN on yoso-16x16: zero mismatching fire steps in any layer (closing note: all 10 000)."""
+    from stdbp.data import load_dataset
+    from yoso_backend.check_equal import compare
+
+    prog = compile_model(str(CNN_ONNX), CompileOptions(hw="yoso-16x16")).program
+    assert [l.kind for l in prog.layers] == ["conv", "pool", "conv", "pool", "dense", "dense", "dense"]
+    try:
+        images, labels = load_dataset("mnist", "test")
+    except UserError:
+        pytest.skip("MNIST test set not available")
+    rep = compare(prog, images[:1000])
+    assert rep["fire_steps_checked"] == 1000 * sum(l.n_out for l in prog.layers)
+    assert rep["fire_steps_differing"] == 0 and rep["predictions_differing"] == 0, rep
+    late = compare(prog, images[:60], early_stop=False)  # every layer to the end of its window
+    assert late["fire_steps_differing"] == 0, late
