@@ -26,7 +26,6 @@ def hops(a: tuple[int, int], b: tuple[int, int]) -> int:
 def traffic(state: CompileState, k: int) -> np.ndarray:
     """Packets per frame from each source of layer k (its inputs' slices; layer 0: one row, the
     host) to each slice of layer k, if every source neuron spikes once: [n_src, n_dst]."""
-    g = state.graph
     off, dst = state.fanout[k]
     n_dst = len(state.layer_slices(k))
     inp = np.repeat(np.arange(len(off) - 1), np.diff(off))
