@@ -28,10 +28,11 @@ def compile_graph(graph, options: "CompileOptions | None" = None, hw=None) -> "C
     """Run the passes after import on an imported `Graph`."""
     from compiler.ir import CompileOptions, CompileState
     from compiler.passes import PASSES
-    from yoso_backend.hardware import load_hardware
+    from yoso_backend.hardware import HardwareDescription, load_hardware, multiplexed
 
     options = options or CompileOptions()
-    state = CompileState(hw=load_hardware(hw if hw is not None else options.hw), options=options, graph=graph)
+    base = hw if isinstance(hw, HardwareDescription) else load_hardware(hw if hw is not None else options.hw)
+    state = CompileState(hw=multiplexed(base, int(options.multiplex)), options=options, graph=graph)
     for _name, fn in PASSES:
         fn(state)
     return state

@@ -62,7 +62,7 @@ def print_summary(state, out: Path | None, console=None) -> None:
 
 @app.command()
 def compile(
-    model: Path = typer.Argument(..., help="ai.stdbp ONNX model (dense layers)"),
+    model: Path = typer.Argument(..., help="ai.stdbp ONNX model (dense, conv and min-pool layers)"),
     hw: str = typer.Option("yoso-6x7", "--hw", help="hardware description: built-in name or .toml/.json path"),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="output directory (default: MODEL with .yoso)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output directory"),
@@ -70,6 +70,8 @@ def compile(
     early_stop: bool = typer.Option(True, "--early-stop/--no-early-stop", help="TTFS: end the frame at the first output spike"),
     scale: str = typer.Option("layer", "--scale", help="quantisation scale: layer or neuron"),
     steps_per_alpha: Optional[int] = typer.Option(None, "--steps-per-alpha", help="time steps per alpha (default: hardware's)"),
+    multiplex: int = typer.Option(1, "--multiplex", help="time-multiplexing: G neuron groups per PE, served in turn "
+                                  "(G x the PE's SRAM in banks; the extra sweep and update cycles are counted)"),
     summary_json: Optional[Path] = typer.Option(None, "--json", help="also write the mapping summary as JSON"),
     sample: str = typer.Option("auto", "--sample", help="frames (.npz `images`) to measure synaptic events on: "
                                "auto (bundled sample of the model's data set), none, or a path"),
@@ -89,7 +91,7 @@ def compile(
         if summary_json is not None:
             refuse_overwrite(summary_json, force)
         opts = CompileOptions(hw=hw, output_mode=output_mode, early_stop=early_stop, scale_mode=scale,
-                              steps_per_alpha=steps_per_alpha)
+                              steps_per_alpha=steps_per_alpha, multiplex=multiplex)
         state = compile_model(model, opts)
         sample_path = find_sample(state.graph.metadata, sample)
         if sample_path is not None:

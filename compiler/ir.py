@@ -106,6 +106,7 @@ class CompileOptions:
     early_stop: bool = True            # TTFS: end the frame after the first output spike's step
     scale_mode: str = "layer"          # "layer" or "neuron"
     steps_per_alpha: int | None = None  # None: the hardware description's default
+    multiplex: int = 1                 # > 1: time-multiplexed PEs (hardware.multiplexed)
 
 
 @dataclass

@@ -150,6 +150,7 @@ def _sum_counters(items: list[dict]) -> dict:
 
 YOSO_EPILOG = ("YOSO backend options (after the others): --mode ttfs|softmax, --early-stop / --no-early-stop, "
                "--hw NAME|PATH (clock and energy description; default: the calibrated copy of the model's), "
+               "--multiplex G (an ONNX model: compile with G time-multiplexed neuron groups per PE), "
                "--record (keep per-frame traces), --chunk N (frames per emulator call, default 256), "
                "--report-dir DIR / --plots-dir DIR (report.json, mesh.png, raster.png). "
                "An ONNX model with --backend yoso is compiled first.")
@@ -222,8 +223,15 @@ def _run(model, backend, data, split, limit, batch_size, portable, threads, memo
         compiled = report.with_suffix(".yoso")
         Console(stderr=True).print(f"compiling {model} -> {compiled}")
         notes: list[str] = []
+        multiplex = str(options.pop("multiplex", 1))
+        if not multiplex.isdigit() or int(multiplex) < 1:
+            raise UserError("--multiplex", f"{multiplex!r} is not a number of neuron groups", "use 1, 2, 3 ...")
+        multiplex = int(multiplex)
         model, _ = compile_for_yoso(model, compiled, hw=str(options["hw"]) if options.get("hw") else None,
-                                    output_mode=str(options.get("mode") or "ttfs"), force=force, notes=notes)
+                                    output_mode=str(options.get("mode") or "ttfs"), force=force, notes=notes,
+                                    multiplex=multiplex)
+        if multiplex > 1:  # the program carries its (derived) description: clock and energy come from it
+            options.pop("hw", None)
         for note in notes:
             Console(stderr=True).print(f"note: {note}")
     runner = get_backend(backend)

@@ -14,7 +14,7 @@ AUTO_HW = ("yoso-6x7", "yoso-16x16")
 
 
 def compile_for_yoso(model: Path, out: Path, *, hw: str | None = None, output_mode: str = "ttfs",
-                     force: bool = False, notes: list[str] | None = None) -> tuple[Path, dict]:
+                     force: bool = False, notes: list[str] | None = None, multiplex: int = 1) -> tuple[Path, dict]:
     """Compile `model` (ai.stdbp ONNX) into `out`; returns (out, mapping summary). UserError on bad input.
 
     hw None: the first of AUTO_HW the network fits (a note in `notes` says when it is not the first)."""
@@ -27,7 +27,7 @@ def compile_for_yoso(model: Path, out: Path, *, hw: str | None = None, output_mo
     first_error = None
     for name in ([hw] if hw else AUTO_HW):
         try:
-            state = compile_model(model, CompileOptions(hw=name, output_mode=output_mode))
+            state = compile_model(model, CompileOptions(hw=name, output_mode=output_mode, multiplex=multiplex))
             break
         except UserError as err:
             if hw or ("does not fit" not in str(err) and "index field" not in str(err)):

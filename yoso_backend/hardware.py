@@ -379,3 +379,34 @@ def _cross_checks(hw: HardwareDescription, where: str) -> None:
         bad(f"host ({hw.host_x}, {hw.host_y}) outside the {hw.mesh_width} x {hw.mesh_height} mesh", "attach the host to a mesh router")
     if hw.potential_bits > 32 or hw.threshold_bits > 30:
         bad("bits.potential > 32 or bits.threshold > 30", "the 64-bit neuron SRAM word has a 32-bit V field and a 30-bit threshold field")
+
+
+def multiplexed(hw: HardwareDescription, groups: int) -> HardwareDescription:
+    """Time-multiplexing: every PE serves `groups` neuron groups in turn (docs/yoso-spec.md 4c).
+
+    Each group has its own SRAM banks (neurons, accumulated weights, weights, spike addresses) of
+    the PE's size; the core, its pipeline and the router are shared, so a PE now holds
+    groups x pe.neurons neurons and groups x pe.weights weights, and its sweep and its packet
+    updates take groups times as many cycles (the cycle model counts them: that is the latency
+    cost). Per-access energies are the bank's (unchanged); the static power is the description's
+    (the extra banks' leakage is not modelled: an assumption the note says). Named
+    `<name>-tm<groups>`; every changed value has source "assumption" and says so."""
+    if groups < 1:
+        raise UserError("--multiplex", f"{groups} groups", "use 1 (no time-multiplexing) or more")
+    if groups == 1:
+        return hw
+    raw = copy.deepcopy(hw.raw)
+    raw["name"] = f"{hw.name}-tm{groups}"
+    pe = raw["pe"]
+    n, w, depth = hw.neurons_per_pe, hw.weights_per_pe, hw.spike_address_depth
+    # the notes name the chip, not its calibration: a calibrated copy multiplexed the same way has
+    # the same structure (calibrate.structure_of), so its clock applies to the compiled program
+    why = f"time-multiplexed from {hw.name.removesuffix('-calibrated')}: {groups} neuron groups per PE, served in turn, one SRAM bank each"
+    pe["neurons"] = {"value": n * groups, "source": "assumption", "note": f"{why} ({groups} x {n})"}
+    pe["weights"] = {"value": w * groups, "source": "assumption", "note": f"{why} ({groups} x {w})"}
+    pe["spike_address_depth"] = {"value": depth * groups, "source": "assumption",
+                                 "note": f"{why}: one neuron word per neuron, {groups} x {depth - n} table words"}
+    st = raw["energy"]["static_power_mw"]
+    raw["energy"]["static_power_mw"] = {**st, "note": st.get("note", "") + f"; unchanged by the {groups}-way "
+                                        "time-multiplexing (the extra banks' leakage is not modelled)"}
+    return from_dict(raw, where=f"{hw.name} --multiplex {groups}")

@@ -52,9 +52,17 @@ def energy_description(prog_hw, hw_option: str | None = None, notes: list[str] |
                             "than the clock and static power", "recompile the model for it, or use a calibrated copy "
                             "of the model's description")
         return hw
-    cand = HW_DIR / f"{prog_hw.name}-calibrated.toml"
+    import re
+
+    from yoso_backend.hardware import multiplexed
+
+    # A time-multiplexed program (`<name>-tm<G>`) shares its chip's clock and static power: the
+    # calibrated copy of <name>, multiplexed the same way, applies to it.
+    tm = re.fullmatch(r"(.+)-tm(\d+)", prog_hw.name)
+    base, groups = (tm.group(1), int(tm.group(2))) if tm else (prog_hw.name, 1)
+    cand = HW_DIR / f"{base.removesuffix('-calibrated')}-calibrated.toml"
     if cand.is_file():
-        hw = load_hardware(cand)
+        hw = multiplexed(load_hardware(cand), groups)
         if structure_of(hw.raw) == structure_of(prog_hw.raw):
             return hw
         if notes is not None:

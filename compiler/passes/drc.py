@@ -14,11 +14,22 @@ from stdbp.errors import UserError
 from yoso_backend.hardware import builtin_names, load_hardware
 
 
-def wider_description(need_index_bits: int, current: str) -> str:
-    """The fix for a layer beyond the index field: a built-in description that has the bits."""
+def wider_description(need_index_bits: int, current: str, layers=None) -> str:
+    """The fix for a layer beyond the index field: the built-in descriptions that have the bits
+    (with the time-multiplexing each needs to hold `layers`, when given)."""
+    from compiler.passes.partition import fitting_multiplex
+
+    base = current.split("-tm")[0].removesuffix("-calibrated")
+    fixes = []
     for name in builtin_names():
-        if name != current and load_hardware(name).index_bits >= need_index_bits:
-            return f"use --hw {name} (bits.neuron_index = {load_hardware(name).index_bits})"
+        hw = load_hardware(name)
+        if name.endswith("-calibrated") or name == base or hw.index_bits < need_index_bits:
+            continue
+        groups = fitting_multiplex(layers, hw) if layers is not None else 1
+        if groups is not None:
+            fixes.append(f"--hw {name}" + (f" --multiplex {groups}" if groups > 1 else ""))
+    if fixes:
+        return "use " + " or ".join(fixes) + f" (bits.neuron_index >= {need_index_bits})"
     return f"use a hardware description with bits.neuron_index >= {need_index_bits}"
 
 
@@ -57,4 +68,4 @@ def design_rule_check(state: CompileState) -> None:
         if lay.n_out > (1 << hw.index_bits):
             raise UserError(where, f"{label}: {lay.n_out} neurons exceed the {hw.index_bits}-bit index field "
                             f"(max {1 << hw.index_bits}) of {hw.name}",
-                            wider_description((lay.n_out - 1).bit_length(), hw.name) + ", or fewer neurons")
+                            wider_description((lay.n_out - 1).bit_length(), hw.name, g.layers) + ", or fewer neurons")

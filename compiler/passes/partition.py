@@ -113,6 +113,35 @@ def _fit_message(state: CompileState, total: int, per_layer: list[dict]) -> str:
     return f"use a hardware description with a mesh of at least {total} PEs (e.g. {side} x {math.ceil(total / side)})"
 
 
+def pes_needed(layers, neurons: int, weights: int) -> int:
+    total = 0
+    for lay in layers:
+        if lay.kind == "dense":
+            total += layer_pes(lay.n_in, lay.n_out, neurons, weights)[0]
+        else:
+            total += len(window_slices(lay, neurons, weights)[0])
+    return total
+
+
+def fitting_multiplex(layers, hw, most: int = 16) -> int | None:
+    """The smallest number of time-multiplexed neuron groups per PE (1 = none) with which `layers`
+    fit the mesh of `hw`, or None beyond `most`."""
+    for groups in range(1, most + 1):
+        if all(lay.kind != "dense" or lay.n_in <= hw.weights_per_pe * groups for lay in layers) and \
+                pes_needed(layers, hw.neurons_per_pe * groups, hw.weights_per_pe * groups) <= hw.n_pe:
+            return groups
+    return None
+
+
+def _multiplex_option(state: CompileState) -> str:
+    """The smallest time-multiplexing factor that fits the network on this mesh (or "")."""
+    groups = fitting_multiplex(state.graph.layers, state.hw)
+    if groups is None or groups == 1:
+        return ""
+    return (f"--multiplex {groups} (time-multiplexing: {groups} neuron groups per PE served in turn, "
+            f"about {groups}x the sweep cycles)")
+
+
 def partition(state: CompileState) -> None:
     hw, g = state.hw, state.graph
     sizes = [(lay.n_in, lay.n_out) for lay in g.layers]
@@ -138,11 +167,12 @@ def partition(state: CompileState) -> None:
     if total > hw.n_pe:
         counts = ", ".join(f"{g.layers[r['layer']].name}: {r['pes']}" for r in per_layer)
         dense = all(lay.kind == "dense" for lay in g.layers)
+        fix = (_fit_options(sizes, hw.neurons_per_pe, hw.weights_per_pe, hw.n_pe, hw.coord_bits) if dense
+               else _fit_message(state, total, per_layer))
+        tm = _multiplex_option(state)
         raise UserError(g.source or "model",
                         f"does not fit: needs {total} PEs ({counts}), the {hw.mesh_width} x {hw.mesh_height} mesh "
-                        f"of {hw.name} has {hw.n_pe}",
-                        _fit_options(sizes, hw.neurons_per_pe, hw.weights_per_pe, hw.n_pe, hw.coord_bits) if dense
-                        else _fit_message(state, total, per_layer))
+                        f"of {hw.name} has {hw.n_pe}", fix + (f", or {tm}" if tm else ""))
     state.slices = slices
     state.fanout = []
     for k, lay in enumerate(g.layers):

@@ -138,3 +138,15 @@ def test_compiling_never_imports_torch(model_path, tmp_path):
             f"save_program(compile_model({str(model_path)!r}).program, {str(tmp_path / 'n.yoso')!r});"
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_multiplex_option_fits_what_does_not(tmp_path):
+    onnx.save(dense_model([784, 2000, 10]), tmp_path / "b.onnx")
+    res = runner.invoke(app, [str(tmp_path / "b.onnx"), "-o", str(tmp_path / "x.yoso")])
+    assert res.exit_code == 2 and "--multiplex 3" in res.output
+    res = runner.invoke(app, [str(tmp_path / "b.onnx"), "-o", str(tmp_path / "x.yoso"), "--multiplex", "3",
+                              "--sample", "none"])
+    assert res.exit_code == 0, res.output
+    assert load_program(tmp_path / "x.yoso").hw.name == "yoso-6x7-tm3"
+    res = runner.invoke(app, [str(tmp_path / "b.onnx"), "-o", str(tmp_path / "y.yoso"), "--multiplex", "0"])
+    assert res.exit_code == 2 and res.output.count("error:") == 1 and "Traceback" not in res.output

@@ -177,3 +177,15 @@ def test_backend_extension_point(tmp_path, monkeypatch):
     assert out["backend_report"] == {"energy_uj": 1.5}
     r = runner.invoke(app, [str(d), "--portable", "--report", str(tmp_path / "s.json")])
     assert r.exit_code == 2 and "--portable" in err_of(r)
+
+
+def test_onnx_on_yoso_with_multiplex_compiles_a_multiplexed_program(tmp_path, model_path):
+    report = tmp_path / "r.json"
+    r = runner.invoke(app, [str(model_path), "--backend", "yoso", "--data", "sample", "--limit", "20",
+                            "--report", str(report), "--multiplex", "2"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(report.read_text())
+    # compiled for the multiplexed description, run on the calibrated clock of its chip
+    assert out["backend_report"]["hardware"]["name"] == "yoso-6x7-tm2"
+    assert out["backend_report"]["energy_description"]["name"] == "yoso-6x7-calibrated-tm2"
+    assert out["backend"] == "yoso" and out["counters"]["cycles"] > 0
