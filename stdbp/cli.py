@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plot": ("stdbp.train.plot_cli", "app", "plot a training run (spike-time, dead-neuron, gradient histograms)"),
     "export": ("stdbp.export.cli", "export_app", "export a checkpoint to ONNX (ai.stdbp ops)"),
     "inspect": ("stdbp.export.cli", "inspect_app", "print an ONNX model's graph, attributes and metadata"),
+    "import": ("stdbp.export.nir_cli", "import_app", "import a NIR graph (stdbp export --format nir) as ONNX"),
     "compile": ("compiler.cli", "app", "compile an ONNX model to a YOSO program (= stdbp-compile)"),
     "run": ("runtime.cli", "app", "run a model on onnxruntime or the YOSO emulator (= stdbp-run)"),
     "demo": ("runtime.demo", "app", "compile the shipped model, run it on onnxruntime and YOSO side by side"),

@@ -28,8 +28,9 @@ def load_checkpoint(path: Path):
 
     from stdbp.errors import UserError
 
-    if path.is_dir():  # a stdbp-train run folder
-        path = next((p for p in (path / "best.pt", path / "checkpoint.pt") if p.is_file()), path / "best.pt")
+    if path.is_dir():  # a stdbp-train run folder, or a shipped models/NAME folder
+        path = next((p for p in (path / "best.pt", path / "checkpoint.pt", path / "model.pt") if p.is_file()),
+                    path / "best.pt")
     if not path.is_file():
         raise UserError(path, "no such checkpoint file", "pass the checkpoint written by stdbp-train")
     try:
@@ -80,14 +81,25 @@ def export(
     dataset: str = typer.Option(None, help="data set name for the metadata (default: from the checkpoint)"),
     accuracy: float = typer.Option(None, help="accuracy for the metadata (default: from the checkpoint)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx (ai.stdbp ops), or nir (a NIR graph, docs/interop.md); "
+                            "nir also takes an .onnx model"),
+    variant: str = typer.Option("exact", "--variant", help="NIR only: exact (Linear -> I -> IF), or snntorch "
+                                "(leak-free CubaLIF in snnTorch's conventions; neurons may fire again)"),
 ) -> None:
     """Write CHECKPOINT as an ONNX model: one ai.stdbp node per layer, function bodies attached."""
-    from stdbp.errors import cli_errors
+    from stdbp.errors import UserError, cli_errors
 
     with cli_errors():
         from stdbp.fileio import atomic_write_bytes, refuse_overwrite
 
         refuse_overwrite(output, force)
+        if fmt == "nir":
+            from stdbp.export.nir_cli import export_nir
+
+            export_nir(checkpoint, output, variant)
+            return
+        if fmt != "onnx":
+            raise UserError("--format", f"{fmt!r} is not a format", "use onnx or nir")
         model, arch, config, acc = load_checkpoint(checkpoint)
         from stdbp.export import to_onnx
 

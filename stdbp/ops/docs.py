@@ -25,9 +25,21 @@ Neg, MaxPool, Neg), and numpy implementations for `onnx.reference.ReferenceEvalu
 (`stdbp.ops.reference`). The tests require identical predictions, spike times within 1e-5
 relative and identical sets of silent neurons on seeded random dense and conv networks (with
 ties and silent inputs); a neuron whose potential meets the threshold within float32 rounding
-of `t_max` could differ between paths in principle, none does in the tested cases (on a random
-784-800-10 network over the 500-image sample the paths agreed bit for bit when measured;
-the tests require only the bound above).
+of `t_max` could differ between paths in principle, none does in the tested cases.
+
+**Portability, measured on the shipped models** (`python bench/portability.py`, 500 bundled
+sample images per model, `bench/results/portability.json`; tested in
+`tests/stdbp/export/test_portability.py`):
+
+| paths | predictions | silent sets | spike times |
+| --- | --- | --- | --- |
+| function bodies: plain onnxruntime (no custom-op library, no stdbp code) vs `onnx.reference` (patched GatherElements) | identical | identical | **bit-identical** (all, 100 images per model) |
+| custom op (compiled kernels) vs function bodies on plain onnxruntime | identical (1 500 of 1 500) | identical | **not** bit-identical: 318 of 570 (mnist-fc800), 206 of 908 (fashion-fc1000), 369 of 528 (mnist-cnn) equal; the rest within 1.3e-5 relative (max 1.29e-5, 5.1e-6, 6.9e-7) |
+
+The two paths sum in different orders (the kernels' blocked prefix sums, the column-sum
+shortcut for simultaneous inputs; the bodies' CumSum), so float32 rounding differs in the last
+bits. An earlier version of this page claimed bit-for-bit agreement from a random network only;
+on trained networks it does not hold.
 
 - `t_max = +inf` is stored as a FLOAT attribute holding inf: `onnx.checker` (full check) and
   ONNX Runtime 1.32 accept it, so no sentinel value is needed.
@@ -37,8 +49,12 @@ the tests require only the bound above).
 - The function bodies hold about six float32 `[N, out, in]` temporaries per dense layer (conv:
   per output position): 784->800 needs about 15 MB per sample, so `stdbp-run --portable` splits
   batches to a memory budget (`--memory-mb`, default 1024).
-- `onnx.reference`'s own GatherElements fails on axes longer than 64, so there the bodies run
-  only on small layers; the Python implementations run everything.
+- `onnx.reference.ReferenceEvaluator`'s own GatherElements gathers through `numpy.choose`, which
+  takes at most 64 choices, so it fails ("Need at least 0 and at most 64 array objects") on every
+  layer with more than 64 inputs: every shipped model (a test shows it). The bodies are standard
+  ONNX; `stdbp.ops.portable.patched_reference_evaluator` swaps in a GatherElements built on
+  `numpy.take_along_axis` (the op's definition) and runs them unchanged. The Python
+  implementations of `stdbp.ops.reference` run everything too.
 """
 
 
