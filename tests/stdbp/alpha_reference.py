@@ -81,3 +81,19 @@ def peak_margin(t_in, w, t_out, threshold=1.0, t_max=math.inf, tau=1.0) -> float
         v = potential(t0 + s_peak, t_in, w, causal, tau)
         margin = min(margin, abs(v - threshold) / threshold)
     return margin
+
+
+def max_potential(t_in, w, t_max=math.inf, tau=1.0) -> float:
+    """max over 0 <= t <= t_max of V(t) (the largest interval peak)."""
+    t_in = [float(x) for x in t_in]
+    w = [float(x) for x in w]
+    times = sorted({t for t in t_in if t < t_max})
+    best = 0.0
+    for k, t0 in enumerate(times):
+        causal = [i for i in range(len(t_in)) if t_in[i] <= t0]
+        end = times[k + 1] if k + 1 < len(times) else t_max
+        a = sum(w[i] * math.exp((t_in[i] - t0) / tau) for i in causal)
+        b = sum(-w[i] * (t_in[i] - t0) * math.exp((t_in[i] - t0) / tau) for i in causal)
+        s_peak = min(max(tau - b / a, 0.0), end - t0) if a > 0 else 0.0
+        best = max(best, potential(t0 + s_peak, t_in, w, causal, tau))
+    return best
