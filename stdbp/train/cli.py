@@ -141,6 +141,8 @@ def train(
     resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     force: bool = typer.Option(False, help="overwrite an existing run in --out"),
     stop_after: Optional[int] = typer.Option(None, help="end this call after N epochs (resume later)"),
+    neuron: str = typer.Option("relpsp", help="relpsp (the paper's neuron) or alpha (alpha-PSP baseline, dense only, no export)"),
+    tau: float = typer.Option(1.0, help="alpha-PSP time constant (--neuron alpha)"),
 ) -> None:
     """Train; writes config.json, metrics.jsonl, checkpoint.pt, best.pt (and model.onnx) to --out."""
     with cli_errors():
@@ -165,7 +167,7 @@ def train(
                           ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, coverage_search=coverage_search, ann_from=ann_from, ann_dropout=ann_dropout,
                           silent_target_push=silent_target_push, augment_shift=augment_shift,
                           seed=seed, train_subset=train_subset, test_subset=test_subset, val_split=val_split, data_dir=data_dir,
-                          device=device)
+                          device=device, neuron=neuron, tau=tau)
         console = Console(quiet=rank != 0, width=None if sys.stdout.isatty() else 200)
         summary = run_training(cfg, out, resume=resume, force=force, epochs_given=epochs is not None,
                                reporter=RichReporter(console),

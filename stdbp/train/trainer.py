@@ -65,6 +65,10 @@ def _barrier() -> None:
 
 def export_onnx(model, cfg: TrainConfig, path: Path, accuracy: float) -> str:
     """Final ONNX export through stdbp.export if it is installed; returns a status string."""
+    if cfg.neuron != "relpsp":
+        from stdbp.alpha import NO_EXPORT
+
+        return f"skipped: {NO_EXPORT}"
     try:
         from stdbp.export import to_onnx
     except ImportError as exc:
@@ -127,7 +131,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
         raise UserError(f"--arch {cfg.arch}", f"{arch.n_classes} outputs but labels go up to {int(data.y_train.max())}",
                         f"end the architecture with {int(data.y_train.max()) + 1} or more outputs")
     model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
-                      silent_zero=cfg.silent_zero, delta_clip=cfg.delta_clip, backend=cfg.backend).to(device)
+                      silent_zero=cfg.silent_zero, delta_clip=cfg.delta_clip, backend=cfg.backend,
+                      neuron=cfg.neuron, tau=cfg.tau).to(device)
     layer_names = spiking_layer_names(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     start_epoch, best_acc = 0, -1.0   # best_acc: the selection score (validation, else test accuracy)
@@ -250,7 +255,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     if status == "finished" and rank == 0:
         best = load_checkpoint(run.dir / "best.pt")
         export_model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
-                                 silent_zero=cfg.silent_zero)
+                                 silent_zero=cfg.silent_zero, neuron=cfg.neuron, tau=cfg.tau)
         export_model.load_state_dict(best["model"])
         summary["onnx"] = export_onnx(export_model, cfg, run.dir / "model.onnx",
                                       best["extra"].get("best_test_accuracy", best["best_accuracy"]))
