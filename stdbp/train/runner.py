@@ -60,6 +60,8 @@ class TrainConfig:
     backend: str = "auto"
     divergence_factor: float = 10.0    # stop when an epoch's loss exceeds this x the best epoch loss
     eval_batch_size: int = 500
+    image_size: str | None = None       # imagefolder: HxW or native (default: the --arch input, else 160x250)
+    per_class: str = "200,50"           # imagefolder: training,validation images per class (the rest: test)
     neuron: str = "relpsp"              # "relpsp" (the paper's) or "alpha" (the baseline, dense only)
     tau: float = 1.0                    # alpha-PSP time constant (ignored by ReL-PSP)
 

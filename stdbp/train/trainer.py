@@ -74,7 +74,10 @@ def export_onnx(model, cfg: TrainConfig, path: Path, accuracy: float) -> str:
     except ImportError as exc:
         return f"skipped: stdbp.export not available ({exc})"
     try:
-        proto = to_onnx(model, dataset=cfg.data, accuracy=accuracy, arch=cfg.arch)
+        from stdbp.train.arch import parse_arch
+
+        proto = to_onnx(model, dataset=cfg.data, accuracy=accuracy, arch=cfg.arch,
+                        input_shape=parse_arch(cfg.arch).pixel_shape)
         from stdbp.fileio import atomic_write_bytes
 
         atomic_write_bytes(path, proto.SerializeToString())
@@ -125,7 +128,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, train_subset=cfg.train_subset,
-                           test_subset=cfg.test_subset, seed=cfg.seed, val_split=cfg.val_split)
+                           test_subset=cfg.test_subset, seed=cfg.seed, val_split=cfg.val_split,
+                           image_size=cfg.image_size, per_class=cfg.per_class)
     image_hw = _image_hw(cfg, arch)
     if int(data.y_train.max()) >= arch.n_classes:
         raise UserError(f"--arch {cfg.arch}", f"{arch.n_classes} outputs but labels go up to {int(data.y_train.max())}",
@@ -268,7 +272,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
 
 def _selected_on(cfg) -> str:
     """What best.pt is chosen on: the held-out validation images, or (paper style) the test set."""
-    return "validation" if cfg.val_split else "test"
+    return "validation" if cfg.val_split or str(cfg.data).startswith("imagefolder:") else "test"
 
 
 def _image_hw(cfg, arch) -> tuple[int, int] | None:
