@@ -78,7 +78,7 @@ class _GradRecorder:
                 lg = torch.log10(nz).numpy()
                 self.hist += np.histogram(lg, LOG_BINS)[0]
                 self.below += int((lg < LOG_BINS[0]).sum())
-                self.above += int((lg >= LOG_BINS[-1]).sum())
+                self.above += int((lg > LOG_BINS[-1]).sum())
             self.quantiles.append([float(v) for v in torch.quantile(
                 a[:: max(1, a.numel() // 1_000_000)], torch.tensor(QUANTILES, dtype=torch.float64))])
         self.opt.step()
