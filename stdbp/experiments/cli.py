@@ -31,7 +31,7 @@ def dead_neurons(
     train_subset: int = typer.Option(2000, help="MNIST training images used"),
     test_subset: int = typer.Option(1000, help="MNIST test images for accuracy and dead neurons"),
     batch_size: int = typer.Option(128),
-    lr: float = typer.Option(1e-3, help="Adam learning rate of the SNNs"),
+    lr: float = typer.Option(3e-4, help="Adam learning rate of the SNNs (1e-3 made ReL-PSP unstable from random init)"),
     ann_lr: float = typer.Option(1e-3, help="Adam learning rate of the ANN"),
     t_max: float = typer.Option(math.inf, help="SNN time window (inf: none)"),
     tau: float = typer.Option(1.0, help="alpha-PSP time constant"),

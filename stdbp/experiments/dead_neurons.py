@@ -41,7 +41,7 @@ class ExperimentConfig:
     train_subset: int = 2000
     test_subset: int = 1000
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-4
     ann_lr: float = 1e-3
     t_max: float = math.inf
     tau: float = 1.0
