@@ -52,22 +52,56 @@ def dense_forward(t_in, weight, threshold: float = 1.0, t_max: float = math.inf,
     return t_out, slope
 
 
+# "auto": the all-causal pairs through BLAS products, the rest through the event kernel;
+# "never": every pair through the event kernel (tests compare the two)
+BACKWARD_PRODUCTS = "auto"
+
+
 def dense_backward(grad_out, t_in, weight, t_out, slope, tau: float = 1.0,
                    delta_clip: float | None = None, need_t: bool = True, need_w: bool = True):
-    """-> (dL/dt_in [B, in], dL/dw [out, in], number of clipped deltas), float64."""
+    """-> (dL/dt_in [B, in], dL/dw [out, in], number of clipped deltas), float64.
+
+    Pairs (b, j) whose output fires after every spiking input of the sample (in the input
+    layer: nearly all) factor into matrix products, with E = e^((t_i - r)/tau) and
+    D = delta_j e^(1 + (r - t_j)/tau) / tau:
+        dL/dw = -(D t_out)^T E + D^T (E t_in),
+        dL/dt = E / tau * ((tau + t_in) (D W) - (D t_out) W);
+    the other pairs take the event kernel. Same sums, another rounding order."""
     from stdbp.kernels import _alpha
     from stdbp.kernels.cpu import _run, _split
 
     g, t_in, w = _f64(grad_out), _f64(t_in), _f64(weight)
     t_out, slope = _f64(t_out), _f64(slope)
-    wT = np.ascontiguousarray(w.T)
-    parts = _split(t_in.shape[0])
-    g_t = np.zeros_like(t_in)
-    g_w = np.zeros((len(parts), *wT.shape))
+    n_b = t_in.shape[0]
+    parts = _split(n_b)
+    dj = np.empty_like(t_out)
+    ex = np.empty_like(t_in)
+    direct = np.empty(n_b, np.bool_)
+    full = np.empty(t_out.shape, np.bool_)
     clipped = np.zeros(len(parts), np.int64)
     clip = float(delta_clip) if delta_clip else -1.0
-    _run(_alpha.backward_rows, parts, g, t_in, wT, t_out, slope, float(tau), clip, bool(need_t),
-         bool(need_w), g_t, g_w, clipped)
+    _run(_alpha.deltas, parts, g, t_in, t_out, slope, float(tau), clip, dj, ex, direct, full,
+         clipped)
+    g_t = np.zeros_like(t_in)
+    g_w = np.zeros((len(parts), w.shape[1], w.shape[0]))
+    if BACKWARD_PRODUCTS != "never" and full.any():
+        d_full = np.where(full, dj, 0.0)
+        dj = np.where(full, 0.0, dj)
+        t_fin = np.where(np.isfinite(t_out), t_out, 0.0)
+        t_in0 = np.where(np.isfinite(t_in), t_in, 0.0)
+        dt = d_full * t_fin
+        from stdbp.kernels._blas import blas_threads
+        from stdbp.threads import num_threads
+
+        with blas_threads(num_threads()):
+            if need_w:
+                g_w[0] += (ex * t_in0).T @ d_full - ex.T @ dt
+            if need_t:
+                g_t += ex / tau * ((tau + t_in0) * (d_full @ w) - dt @ w)
+    if dj.any():
+        wT = np.ascontiguousarray(w.T)
+        _run(_alpha.masked_rows, parts, dj, ex, direct, t_in, wT, t_out, float(tau), bool(need_t),
+             bool(need_w), g_t, g_w)
     return g_t, np.ascontiguousarray(g_w.sum(axis=0).T), int(clipped.sum())
 
 

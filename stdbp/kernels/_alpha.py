@@ -139,15 +139,15 @@ def forward_rows(t_in, wT, theta, t_max, tau, t_out, slope, task, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def backward_rows(grad, t_in, wT, t_out, slope, tau, clip, need_t, need_w, g_t, g_w, clipped,
-                  task, lo, hi):
-    """g_t[b, i] for b in [lo, hi); g_w[task] += this piece's weight gradient ([in, out]);
-    clipped[task] = how many deltas were clipped. clip <= 0: no clipping."""
-    n_in, n_out = wT.shape
+def deltas(grad, t_in, t_out, slope, tau, clip, dj, ex, direct, full, clipped, task, lo, hi):
+    """Per sample b in [lo, hi): r = earliest input; ex[b, i] = e^((t_i - r)/tau) (0 where
+    silent); dj[b, j] = delta_j e^(1 + (r - t_j)/tau) / tau (0 where silent or g = 0), with
+    delta_j = g_j / V'_j (clipped to +-clip when clip > 0; a zero slope gives 0, counted);
+    direct[b]: times span > 600 tau, then ex = 1 and dj = delta e / tau (the kernel below takes
+    the exponential per synapse); full[b, j]: output j fires after every spiking input."""
+    n_in = t_in.shape[1]
+    n_out = t_out.shape[1]
     inf = np.inf
-    dj = np.empty(n_out)   # e F_j delta_j / tau (0 where silent)
-    tj = np.empty(n_out)   # t_j, -inf where silent (never causal)
-    gw = g_w[task]
     n_clip = 0
     for b in range(lo, hi):
         r = inf
@@ -157,16 +157,21 @@ def backward_rows(grad, t_in, wT, t_out, slope, tau, clip, need_t, need_w, g_t, 
             if ti < inf:
                 r = min(r, ti)
                 top = max(top, ti)
-        n_fired = 0
+        last_in = top
         for j in range(n_out):
-            t = t_out[b, j]
-            if t < inf:
-                top = max(top, t)
+            if t_out[b, j] < inf:
+                top = max(top, t_out[b, j])
         if r == inf:
             r = 0.0
-        direct = (top - r) > 600.0 * tau
+        dr = (top - r) > 600.0 * tau
+        direct[b] = dr
+        for i in range(n_in):
+            ti = t_in[b, i]
+            ex[b, i] = (1.0 if dr else math.exp((ti - r) / tau)) if ti < inf else 0.0
         for j in range(n_out):
             t = t_out[b, j]
+            full[b, j] = False
+            dj[b, j] = 0.0
             if t < inf and grad[b, j] != 0.0:
                 sl = slope[b, j]
                 if sl > 0.0:
@@ -177,30 +182,42 @@ def backward_rows(grad, t_in, wT, t_out, slope, tau, clip, need_t, need_w, g_t, 
                 if clip > 0.0 and abs(d) > clip:
                     d = clip if d > 0 else -clip
                     n_clip += 1
-                tj[j] = t
-                dj[j] = d * (_E / tau if direct else _E * math.exp((r - t) / tau) / tau)
-                n_fired += 1
-            else:
-                tj[j] = -inf
-                dj[j] = 0.0
-        if n_fired == 0:
-            if need_t:
-                for i in range(n_in):
-                    g_t[b, i] = 0.0
+                dj[b, j] = d * (_E / tau if dr else _E * math.exp((r - t) / tau) / tau)
+                full[b, j] = (t > last_in) and not dr
+    clipped[task] = n_clip
+
+
+@njit(cache=True, nogil=True)
+def masked_rows(dj, ex, direct, t_in, wT, t_out, tau, need_t, need_w, g_t, g_w, task, lo, hi):
+    """The event form for the pairs (b, j) with dj[b, j] != 0: g_t[b, i] += ..., and
+    g_w[task] ([in, out]) += this piece's weight gradient. K(x) = x/tau e^(1-x/tau),
+    K'(x) = e^(1-x/tau) (tau - x) / tau^2, x = t_j - t_i > 0 (causal inputs only)."""
+    n_in, n_out = wT.shape
+    inf = np.inf
+    gw = g_w[task]
+    js = np.empty(n_out, np.int64)
+    for b in range(lo, hi):
+        nj = 0
+        for j in range(n_out):
+            if dj[b, j] != 0.0:
+                js[nj] = j
+                nj += 1
+        if nj == 0:
             continue
+        dr = direct[b]
         for i in range(n_in):
             ti = t_in[b, i]
+            if not ti < inf:
+                continue
+            ei = ex[b, i]
             acc = 0.0
-            if ti < inf:
-                ei = 1.0 if direct else math.exp((ti - r) / tau)
-                for j in range(n_out):
-                    x = tj[j] - ti
-                    if x > 0.0:
-                        q = dj[j] * (math.exp(-x / tau) if direct else ei)
-                        # K(x) = x/tau e^(1-x/tau); K'(x) = e^(1-x/tau) (tau - x) / tau^2
-                        if need_w:
-                            gw[i, j] -= q * x
-                        acc += wT[i, j] * q * (tau - x)
+            for jj in range(nj):
+                j = js[jj]
+                x = t_out[b, j] - ti
+                if x > 0.0:
+                    q = dj[b, j] * (math.exp(-x / tau) if dr else ei)
+                    if need_w:
+                        gw[i, j] -= q * x
+                    acc += wT[i, j] * q * (tau - x)
             if need_t:
-                g_t[b, i] = acc / tau
-    clipped[task] = n_clip
+                g_t[b, i] += acc / tau

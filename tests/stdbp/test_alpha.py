@@ -184,3 +184,23 @@ def test_torch_layer_matches_numpy_and_backprops():
     assert t.grad is not None and torch.isfinite(t.grad).all()
     o64 = alpha_dense(t.detach(), layer.weight.detach().double(), 1.0, 4.0)
     np.testing.assert_allclose(o64.numpy(), ref, rtol=1e-6)
+
+
+def test_backward_products_equal_event_kernel(monkeypatch):
+    """The BLAS form of the all-causal pairs == the event kernel (MNIST-like input layer)."""
+    from stdbp import alpha
+
+    rng = np.random.default_rng(3)
+    t = np.round(rng.uniform(0, 1, (6, 50)) * 8) / 8
+    t[:, :10] = 1.0
+    t[rng.random(t.shape) < 0.2] = np.inf
+    w = rng.normal(0.06, 0.1, (30, 50))
+    out, slope = dense_forward(t, w, 1.0, 4.0)
+    g = rng.normal(size=out.shape)
+    fast = dense_backward(g, t, w, out, slope)
+    monkeypatch.setattr(alpha, "BACKWARD_PRODUCTS", "never")
+    slow = dense_backward(g, t, w, out, slope)
+    assert np.isfinite(out).mean() > 0.3
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast[1], slow[1], rtol=1e-10, atol=1e-12)
+    assert fast[2] == slow[2]
