@@ -75,8 +75,9 @@ def dead_neurons(
         atomic_write_json(dest / "results.json", res)
         paths = plot_all(res, dest)
         for kind, s in res["summary"].items():
-            d, a = s["dead_fraction"], s["test_accuracy"]
+            d, a, act = s["dead_fraction"], s["test_accuracy"], s["active_fraction"]
             typer.echo(f"{kind}: after {epochs} epochs dead {d['mean'][-1] * 100:.1f} +- {d['std'][-1] * 100:.1f} %, "
+                       f"active {act['mean'][-1] * 100:.1f} +- {act['std'][-1] * 100:.1f} %, "
                        f"test {a['mean'][-1] * 100:.2f} +- {a['std'][-1] * 100:.2f} % (n = {d['n'][-1]})")
         typer.echo(f"wrote {dest / 'results.json'}, " + ", ".join(str(p) for p in paths))
 

@@ -5,7 +5,9 @@ initial weights (no ANN initialisation, as the paper's Figs. 7-9): the SNN with 
 neurons (`stdbp.alpha`), the SNN with ReL-PSP neurons (`stdbp.nn`), both with the trainer's own
 epoch loop and loss (Eq. 12), and the ANN (ReLU, biases, cross-entropy), all with Adam. After
 every epoch the hidden layer's dead neurons are counted on the evaluation images: a spiking
-neuron is dead when it fires for none of them, an ANN unit when its ReLU output is 0 for all.
+neuron is dead when it fires for none of them, an ANN unit when its ReLU output is 0 for all;
+the active fraction is the share of hidden neurons that fire (ANN: output > 0) per image,
+averaged over the images (the paper's "30 % active neurons" reads as this per-image share).
 Over the training batches the hidden layer's weight gradients dL/dw are histogrammed (log10 of
 |g|, fixed bins; zeros counted apart) and their per-batch quantiles kept; after training the
 weights are histogrammed. Figures: `gradients.png` (Fig. 7), `weights.png` (Fig. 8),
@@ -110,12 +112,13 @@ def _ann(cfg: ExperimentConfig, seed: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(784, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 10))
 
 
-def _ann_eval(ann, x, y) -> tuple[float, float]:
-    """(accuracy, dead fraction of hidden units: ReLU output 0 on every image)."""
+def _ann_eval(ann, x, y) -> tuple[float, float, float]:
+    """(accuracy, dead fraction of hidden units: ReLU output 0 on every image, active fraction:
+    hidden units with a positive output, averaged over the images)."""
     with torch.no_grad():
         h = ann[1](ann[0](x.to(torch.float32) / 255.0))
         acc = float((ann[2](h).argmax(1) == y).float().mean())
-        return acc, float(((h > 0).sum(0) == 0).float().mean())
+        return acc, float(((h > 0).sum(0) == 0).float().mean()), float((h > 0).float().mean())
 
 
 def _train_ann_epoch(ann, rec, x, y, batch_size, gen) -> float:
@@ -148,11 +151,11 @@ def run_one(kind: str, cfg: ExperimentConfig, seed: int, data, log=print) -> dic
         if kind == "ann":
             return _ann_eval(model, xt, yt)
         ev = evaluate(model, xt, yt)
-        return ev["accuracy"], ev["dead_fraction"][0]
+        return ev["accuracy"], ev["dead_fraction"][0], ev["fired_fraction"][0]
 
-    acc, dead = measure()
-    curve = {"epoch": [0], "test_accuracy": [acc], "dead_fraction": [dead], "loss": [None],
-             "seconds": [0.0]}
+    acc, dead, act = measure()
+    curve = {"epoch": [0], "test_accuracy": [acc], "dead_fraction": [dead], "active_fraction": [act],
+             "loss": [None], "seconds": [0.0]}
     status = "finished"
     for ep in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -170,13 +173,13 @@ def run_one(kind: str, cfg: ExperimentConfig, seed: int, data, log=print) -> dic
             status = f"diverged in epoch {ep}: {exc}"
             log(f"  {kind} seed {seed}: {status}")
             break
-        acc, dead = measure()
+        acc, dead, act = measure()
         secs = time.perf_counter() - t0
         for k, v in (("epoch", ep), ("test_accuracy", acc), ("dead_fraction", dead),
-                     ("loss", loss), ("seconds", secs)):
+                     ("active_fraction", act), ("loss", loss), ("seconds", secs)):
             curve[k].append(v)
         log(f"  {kind} seed {seed} epoch {ep}: loss {loss:.4f}  test {acc * 100:.2f} %  "
-            f"dead {dead * 100:.1f} %  {secs:.1f} s")
+            f"dead {dead * 100:.1f} %  active {act * 100:.1f} %  {secs:.1f} s")
     weights = {}
     layers = [model[0], model[2]] if kind == "ann" else [model[1], model[2]]
     for name, m in zip(("hidden", "output"), layers):
@@ -196,7 +199,7 @@ def aggregate(runs: list[dict], epochs: int) -> dict:
     for kind in sorted({r["model"] for r in runs}):
         rs = [r for r in runs if r["model"] == kind]
         agg = {"epoch": list(range(epochs + 1))}
-        for key in ("dead_fraction", "test_accuracy"):
+        for key in ("dead_fraction", "active_fraction", "test_accuracy"):
             mean, std, n = [], [], []
             for e in range(epochs + 1):
                 vals = [r["curve"][key][e] for r in rs if len(r["curve"][key]) > e]

@@ -75,10 +75,10 @@ def plot_dead(res: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax, ax3, ax2) = plt.subplots(1, 3, figsize=(16, 4))
     for kind in _kinds(res):
         s = res["summary"][kind]
-        for a, key in ((ax, "dead_fraction"), (ax2, "test_accuracy")):
+        for a, key in ((ax, "dead_fraction"), (ax3, "active_fraction"), (ax2, "test_accuracy")):
             ep = np.array([e for e, m in zip(s["epoch"], s[key]["mean"]) if m is not None])
             m = np.array([v for v in s[key]["mean"] if v is not None]) * 100
             sd = np.array([v for v in s[key]["std"] if v is not None]) * 100
@@ -88,6 +88,9 @@ def plot_dead(res: dict, path: Path) -> Path:
     ax.set_title(f"Dead hidden neurons (mean +- std over {n} seeds; cf. paper Fig. 9)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("% of hidden neurons dead on the test images")
+    ax3.set_title("Active hidden neurons per test image")
+    ax3.set_xlabel("epoch")
+    ax3.set_ylabel("% firing (ANN: output > 0), mean over images")
     ax2.set_title("Test accuracy")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("%")

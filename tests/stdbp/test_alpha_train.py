@@ -74,7 +74,7 @@ def test_dead_neurons_experiment_tiny(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert {r["model"] for r in data["runs"]} == {"alpha", "relpsp", "ann"} and len(data["runs"]) == 6
     for kind, s in data["summary"].items():
-        assert s["dead_fraction"]["n"] == [2, 2, 2]
+        assert s["dead_fraction"]["n"] == [2, 2, 2] and 0 < s["active_fraction"]["mean"][-1] <= 1
         assert all(0 <= v <= 1 for v in s["dead_fraction"]["mean"])
     for r in data["runs"]:
         g = r["gradients"]
