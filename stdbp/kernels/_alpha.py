@@ -116,7 +116,9 @@ def walk_alpha(vals, order, n_act, wT, theta, t_max, tau, a, bb, t_out, slope):
         for j in range(n_out):
             aj = a[j]
             bj = bb[j]
-            if t_out[j] == inf and aj > 0.0:
+            # a s + b <= a L + b on [0, L] (a > 0) and e^(1 - s/tau) / tau <= e / tau: most
+            # unfired outputs fail this bound without a division
+            if t_out[j] == inf and aj > 0.0 and (not finite or (aj * length + bj) * c_e >= theta):
                 sm = min(max(tau - bj / aj, 0.0), length)
                 if (aj * sm + bj) * c_e >= theta and _v(aj, bj, sm, tau) >= theta:
                     s = first_root(aj, bj, theta, tau, sm)
