@@ -13,8 +13,9 @@ from stdbp.errors import UserError
 
 runner = CliRunner()
 SMALL = ["--data", "mnist", "--arch", "784-24-10", "--train-subset", "300", "--test-subset", "100",
-         "--batch-size", "64", "--ann-epochs", "2", "--jitter-variance", "0", "--lr", "1e-3",
-         "--threads", "1"]
+         "--batch-size", "64", "--ann-epochs", "2", "--jitter-variance", "0", "--lr", "1e-3"]
+# no --threads here: in-process, it would set NUMBA_NUM_THREADS / STDBP_NUM_THREADS for the
+# rest of the test session
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_dead_neurons_experiment_tiny(tmp_path):
 
     out = tmp_path / "dead"
     args = ["dead-neurons", "--out", str(out), "--runs", "2", "--epochs", "2", "--hidden", "30",
-            "--train-subset", "256", "--test-subset", "100", "--threads", "1"]
+            "--train-subset", "256", "--test-subset", "100"]
     res = runner.invoke(app, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     data = json.loads((out / "results.json").read_text())
