@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("compiler.cli", "app", "compile an ONNX model to a YOSO program (= stdbp-compile)"),
     "run": ("runtime.cli", "app", "run a model on onnxruntime or the YOSO emulator (= stdbp-run)"),
     "demo": ("runtime.demo", "app", "compile the shipped model, run it on onnxruntime and YOSO side by side"),
+    "experiment": ("stdbp.experiments.cli", "app", "the paper's experiments (dead-neurons: alpha-PSP vs ReL-PSP vs ANN)"),
     "calibrate": ("yoso_backend.cli", "calibrate_app", "fit YOSO clock and static power to the paper's figures"),
 }
 

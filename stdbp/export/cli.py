@@ -58,6 +58,11 @@ def load_checkpoint(path: Path):
     if missing:
         raise UserError(path, f"config lacks {', '.join(missing)}", "pass the checkpoint written by stdbp-train")
     from stdbp.train.arch import parse_arch
+    if config.get("neuron", "relpsp") != "relpsp":
+        from stdbp.alpha import NO_EXPORT
+
+        raise UserError(path, f"a {config['neuron']} checkpoint: {NO_EXPORT}",
+                        "export a network trained with --neuron relpsp")
     from stdbp.train.models import build_snn
 
     arch = str(ckpt["arch"])

@@ -107,7 +107,7 @@ def _dist_setup(device: str):
 @app.command()
 def train(
     out: str = typer.Option(..., "--out", "-o", help="run folder (runs/NAME)"),
-    data: str = typer.Option("mnist", help="mnist, fashion-mnist, or a folder of images per class"),
+    data: str = typer.Option("mnist", help="mnist, fashion-mnist, imagefolder:PATH (PATH/<class>/*.png), or a folder of images per class"),
     arch: str = typer.Option("784-800-10", help="paper notation, e.g. 28x28-16C5-P2-32C5-P2-800-128-10"),
     epochs: Optional[int] = typer.Option(None, help="SNN training epochs [default: 150; with --resume: the run's own]"),
     batch_size: int = typer.Option(128, help="global batch size"),
@@ -141,6 +141,10 @@ def train(
     resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     force: bool = typer.Option(False, help="overwrite an existing run in --out"),
     stop_after: Optional[int] = typer.Option(None, help="end this call after N epochs (resume later)"),
+    image_size: Optional[str] = typer.Option(None, help="imagefolder: resize to HxW, or native [default: the --arch input, else 160x250]"),
+    per_class: str = typer.Option("200,50", help="imagefolder: TRAIN,VAL images per class (paper 200,50); the rest is the test set"),
+    neuron: str = typer.Option("relpsp", help="relpsp (the paper's neuron) or alpha (alpha-PSP baseline, dense only, no export)"),
+    tau: float = typer.Option(1.0, help="alpha-PSP time constant (--neuron alpha)"),
 ) -> None:
     """Train; writes config.json, metrics.jsonl, checkpoint.pt, best.pt (and model.onnx) to --out."""
     with cli_errors():
@@ -165,7 +169,8 @@ def train(
                           ann_epochs=ann_epochs, ann_lr=ann_lr, ann_lr_final=ann_lr_final, coverage=coverage, coverage_search=coverage_search, ann_from=ann_from, ann_dropout=ann_dropout,
                           silent_target_push=silent_target_push, augment_shift=augment_shift,
                           seed=seed, train_subset=train_subset, test_subset=test_subset, val_split=val_split, data_dir=data_dir,
-                          device=device)
+                          device=device, neuron=neuron, tau=tau,
+                          image_size=image_size, per_class=per_class)
         console = Console(quiet=rank != 0, width=None if sys.stdout.isatty() else 200)
         summary = run_training(cfg, out, resume=resume, force=force, epochs_given=epochs is not None,
                                reporter=RichReporter(console),

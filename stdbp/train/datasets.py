@@ -82,7 +82,8 @@ def load_image_folder(folder: str | Path, hw: tuple[int, int], test_fraction: fl
 def load_train_data(data: str, pixel_shape: tuple[int, ...], *, data_dir: str | None = None,
                     train_subset: int | None = None, test_subset: int | None = None,
                     seed: int = 0, image_shape: tuple[int, ...] | None = None,
-                    val_split: int = 0) -> TrainData:
+                    val_split: int = 0, image_size: str | None = None,
+                    per_class: str = "200,50") -> TrainData:
     """`data` is `mnist`, `fashion-mnist` or a folder of images per class.
 
     `pixel_shape`: one sample as the model takes it; `image_shape`: the architecture's input
@@ -103,6 +104,9 @@ def load_train_data(data: str, pixel_shape: tuple[int, ...], *, data_dir: str | 
         if n_pixels != 784:
             raise UserError(f"--data {data}", f"images have 784 pixels but the architecture expects {n_pixels}",
                             "use an input of 784 or 28x28")
+    elif str(data).startswith("imagefolder:"):
+        return _image_folder(data, pixel_shape, hw, n_pixels, image_size, per_class, seed,
+                             train_subset, test_subset, val_split)
     elif Path(data).is_dir():
         if hw is None:
             raise UserError(f"--data {data}", "an image folder needs an image input size in --arch",
@@ -130,3 +134,31 @@ def load_train_data(data: str, pixel_shape: tuple[int, ...], *, data_dir: str | 
     x_train, y_train = tens(xtr, ytr)
     x_test, y_test = tens(xte, yte)
     return TrainData(str(data), x_train, y_train, x_test, y_test, classes, x_val, y_val)
+
+
+def _image_folder(data, pixel_shape, hw, n_pixels, image_size, per_class, seed, train_subset,
+                  test_subset, val_split) -> TrainData:
+    """`imagefolder:PATH` (stdbp.imagefolder): per-class train / validation / test split."""
+    from stdbp import imagefolder as IF
+
+    size = IF.parse_size(image_size) if image_size is not None else (hw or IF.PAPER_SIZE)
+    if val_split:
+        raise UserError(f"--val-split {val_split}", "an image folder has its own per-class validation images",
+                        "use --per-class TRAIN,VAL instead")
+    fd = IF.load(data, size, IF.parse_per_class(per_class), seed)
+    h, w = fd.size
+    if h * w != n_pixels or (hw is not None and tuple(hw) != (h, w)):
+        raise UserError(f"--arch (input {'x'.join(map(str, hw)) if hw else n_pixels})",
+                        f"the images of {data} are {h}x{w} ({h * w} pixels)",
+                        f"start the architecture with {h}x{w} (or pass --image-size to match it)")
+    xtr, ytr = _subset(fd.x_train, fd.y_train, train_subset, seed)
+    xte, yte = _subset(fd.x_test, fd.y_test, test_subset, seed + 1)
+
+    def tens(x, y):
+        return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8).reshape(len(y), *pixel_shape)),
+                torch.from_numpy(np.asarray(y, dtype=np.int64)))
+
+    x_val = y_val = None
+    if len(fd.y_val):
+        x_val, y_val = tens(fd.x_val, fd.y_val)
+    return TrainData(str(data), *tens(xtr, ytr), *tens(xte, yte), fd.classes, x_val, y_val)

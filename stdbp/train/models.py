@@ -29,8 +29,26 @@ class ClipReLU(nn.Module):
 
 def build_snn(arch: Arch, *, threshold: float = 1.0, t_max: float = math.inf, alpha: float = 1.0,
               silent_zero: bool = False, delta_clip: float | None = None, backend: str = "auto",
-              dtype: torch.dtype = torch.float32) -> nn.Sequential:
+              dtype: torch.dtype = torch.float32, neuron: str = "relpsp", tau: float = 1.0
+              ) -> nn.Sequential:
+    """`neuron="alpha"`: alpha-PSP dense layers (`stdbp.alpha`, time constant `tau`) instead of
+    ReL-PSP ones; dense architectures only."""
     from stdbp.nn import RelPspConv2d, RelPspLinear, SpikeEncoder, SpikeMinPool2d
+
+    if neuron == "alpha":
+        from stdbp.alpha import AlphaPspLinear
+
+        if arch.is_conv:
+            from stdbp.errors import UserError
+
+            raise UserError(f"--arch {arch.text}", "the alpha-PSP neuron has dense layers only",
+                            "use a fully connected architecture (e.g. 784-800-10) or --neuron relpsp")
+
+        def RelPspLinear(n_in, n_out, *, threshold, t_max, backend, delta_clip, dtype):  # noqa: N802
+            return AlphaPspLinear(n_in, n_out, threshold=threshold, t_max=t_max, tau=tau,
+                                  delta_clip=delta_clip, dtype=dtype)
+    elif neuron != "relpsp":
+        raise ValueError(f"unknown neuron {neuron!r} (relpsp or alpha)")
 
     mods: list[nn.Module] = [SpikeEncoder(alpha=alpha, silent_zero=silent_zero, dtype=dtype)]
     flattened = not arch.is_conv

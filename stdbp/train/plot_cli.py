@@ -47,7 +47,7 @@ def plot(
         state = load_checkpoint(Path(run_dir) / checkpoint)
         arch = parse_arch(cfg.arch)
         model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
-                          silent_zero=cfg.silent_zero)
+                          silent_zero=cfg.silent_zero, neuron=cfg.neuron, tau=cfg.tau)
         model.load_state_dict(state["model"])
         data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, test_subset=samples,
                                train_subset=cfg.train_subset, seed=cfg.seed)

@@ -60,6 +60,10 @@ class TrainConfig:
     backend: str = "auto"
     divergence_factor: float = 10.0    # stop when an epoch's loss exceeds this x the best epoch loss
     eval_batch_size: int = 500
+    image_size: str | None = None       # imagefolder: HxW or native (default: the --arch input, else 160x250)
+    per_class: str = "200,50"           # imagefolder: training,validation images per class (the rest: test)
+    neuron: str = "relpsp"              # "relpsp" (the paper's) or "alpha" (the baseline, dense only)
+    tau: float = 1.0                    # alpha-PSP time constant (ignored by ReL-PSP)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -95,6 +99,10 @@ class TrainConfig:
             bad(f"--ann-dropout {self.ann_dropout}", "use a probability in [0, 1)")
         if self.init not in ("ann", "scratch"):
             bad(f"--init {self.init}", "use ann or scratch")
+        if self.neuron not in ("relpsp", "alpha"):
+            bad(f"--neuron {self.neuron}", "use relpsp or alpha")
+        if not (self.tau > 0 and math.isfinite(self.tau)):
+            bad(f"--tau {self.tau}", "use a positive time constant")
         if self.delta_clip is not None and not self.delta_clip > 0:
             bad(f"--delta-clip {self.delta_clip}", "use a positive bound or leave it off")
 

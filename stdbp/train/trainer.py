@@ -65,12 +65,19 @@ def _barrier() -> None:
 
 def export_onnx(model, cfg: TrainConfig, path: Path, accuracy: float) -> str:
     """Final ONNX export through stdbp.export if it is installed; returns a status string."""
+    if cfg.neuron != "relpsp":
+        from stdbp.alpha import NO_EXPORT
+
+        return f"skipped: {NO_EXPORT}"
     try:
         from stdbp.export import to_onnx
     except ImportError as exc:
         return f"skipped: stdbp.export not available ({exc})"
     try:
-        proto = to_onnx(model, dataset=cfg.data, accuracy=accuracy, arch=cfg.arch)
+        from stdbp.train.arch import parse_arch
+
+        proto = to_onnx(model, dataset=cfg.data, accuracy=accuracy, arch=cfg.arch,
+                        input_shape=parse_arch(cfg.arch).pixel_shape)
         from stdbp.fileio import atomic_write_bytes
 
         atomic_write_bytes(path, proto.SerializeToString())
@@ -121,13 +128,15 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_train_data(cfg.data, arch.pixel_shape, image_shape=arch.input_shape, data_dir=cfg.data_dir, train_subset=cfg.train_subset,
-                           test_subset=cfg.test_subset, seed=cfg.seed, val_split=cfg.val_split)
+                           test_subset=cfg.test_subset, seed=cfg.seed, val_split=cfg.val_split,
+                           image_size=cfg.image_size, per_class=cfg.per_class)
     image_hw = _image_hw(cfg, arch)
     if int(data.y_train.max()) >= arch.n_classes:
         raise UserError(f"--arch {cfg.arch}", f"{arch.n_classes} outputs but labels go up to {int(data.y_train.max())}",
                         f"end the architecture with {int(data.y_train.max()) + 1} or more outputs")
     model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
-                      silent_zero=cfg.silent_zero, delta_clip=cfg.delta_clip, backend=cfg.backend).to(device)
+                      silent_zero=cfg.silent_zero, delta_clip=cfg.delta_clip, backend=cfg.backend,
+                      neuron=cfg.neuron, tau=cfg.tau).to(device)
     layer_names = spiking_layer_names(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     start_epoch, best_acc = 0, -1.0   # best_acc: the selection score (validation, else test accuracy)
@@ -250,7 +259,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     if status == "finished" and rank == 0:
         best = load_checkpoint(run.dir / "best.pt")
         export_model = build_snn(arch, threshold=cfg.threshold, t_max=cfg.t_max, alpha=cfg.alpha,
-                                 silent_zero=cfg.silent_zero)
+                                 silent_zero=cfg.silent_zero, neuron=cfg.neuron, tau=cfg.tau)
         export_model.load_state_dict(best["model"])
         summary["onnx"] = export_onnx(export_model, cfg, run.dir / "model.onnx",
                                       best["extra"].get("best_test_accuracy", best["best_accuracy"]))
@@ -263,7 +272,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
 
 def _selected_on(cfg) -> str:
     """What best.pt is chosen on: the held-out validation images, or (paper style) the test set."""
-    return "validation" if cfg.val_split else "test"
+    return "validation" if cfg.val_split or str(cfg.data).startswith("imagefolder:") else "test"
 
 
 def _image_hw(cfg, arch) -> tuple[int, int] | None:

@@ -1,0 +1,1 @@
+"""Experiments of the paper run as commands (`stdbp experiment ...`)."""
