@@ -146,12 +146,10 @@ def relpsp_conv2d(t_in: torch.Tensor, weight: torch.Tensor, stride=1, padding=0,
 
 class _MinPoolFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, t_in, kernel, stride, padding):
-        from stdbp.kernels import torch_path
-
-        t_out, idx = torch_path.min_pool2d_forward(t_in, kernel, stride, padding)
+    def forward(ctx, t_in, kernel, stride, padding, backend):
+        t_out, idx = backend.min_pool2d_forward(t_in, kernel, stride, padding)
         ctx.save_for_backward(idx, t_out)
-        ctx.in_shape = t_in.shape
+        ctx.in_shape, ctx.backend = t_in.shape, backend
         return t_out
 
     @staticmethod
@@ -159,21 +157,27 @@ class _MinPoolFn(torch.autograd.Function):
         from stdbp.kernels import torch_path
 
         idx, t_out = ctx.saved_tensors
+        if ctx.backend is not torch_path:  # numba: drops silent windows itself
+            return ctx.backend.min_pool2d_backward(grad_out.contiguous(), t_out, idx,
+                                                   ctx.in_shape), None, None, None, None
         # a window with no spike passes no gradient (its "earliest" input is arbitrary)
         g = torch.where(torch.isfinite(t_out), grad_out, torch.zeros_like(grad_out))
-        return torch_path.min_pool2d_backward(g, idx, ctx.in_shape), None, None, None
+        return torch_path.min_pool2d_backward(g, idx, ctx.in_shape), None, None, None, None
 
 
-def spike_min_pool2d(t_in: torch.Tensor, kernel_size, stride=None, padding=0) -> torch.Tensor:
+def spike_min_pool2d(t_in: torch.Tensor, kernel_size, stride=None, padding=0, *,
+                     backend: str = "auto") -> torch.Tensor:
     """Min-pool over spike times (earliest spike wins, = ANN max-pool); padding is +inf.
 
-    The gradient of each window goes to its earliest input only.
+    The gradient of each window goes to its earliest input only. CPU tensors: the numba
+    kernels (`backend="torch"` forces the torch form), other devices torch.
     """
     if t_in.dim() != 4:
         raise ValueError(f"spike_min_pool2d: expected [B, C, H, W], got {tuple(t_in.shape)}")
     kernel = _pair(kernel_size)
     stride = kernel if stride is None else _pair(stride)
-    return _MinPoolFn.apply(t_in, kernel, stride, _pair(padding))
+    impl = backend_for(t_in.device.type, backend)
+    return _MinPoolFn.apply(t_in, kernel, stride, _pair(padding), impl)
 
 
 def encode_intensity(pixels, alpha: float = 1.0, silent_zero: bool = False,

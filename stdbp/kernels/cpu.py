@@ -40,6 +40,8 @@ import numpy as np
 from numba import njit
 
 from stdbp.kernels._blas import blas_threads
+from stdbp.kernels._conv import (conv_forward_ranked, min_pool_backward,
+                                 patch_offsets)
 from stdbp.kernels._dense import dense_forward_rows, pack_blocks
 from stdbp.kernels._dense_grad import (augmented_times, causal_split, masked_block,
                                        scatter_columns, spiking_columns, zero_silent)
@@ -363,9 +365,26 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold: float
     w_t = np.ascontiguousarray(weight.reshape(n_o, -1).T)
     if t_out.size:
         s_all, _ = column_sums(w_t)
-        _run(_conv2d_forward_rows, _split(batch * oh * ow), t_in, w_t, s_all, kh, kw, sh, sw,
-             ph, pw, p, t_out, wsum)
+        if _use_ranked(t_in.shape[1] * height * width, w_t.shape[0]):
+            kbase = patch_offsets(t_in.shape[1], height, width, kh, kw)
+            _run(conv_forward_ranked, _split(batch), t_in, w_t, s_all, kbase, kh, kw, sh, sw,
+                 ph, pw, p, t_out, wsum)
+        else:
+            _run(_conv2d_forward_rows, _split(batch * oh * ow), t_in, w_t, s_all, kh, kw, sh,
+                 sw, ph, pw, p, t_out, wsum)
     return t_out, wsum
+
+
+# "auto": the ranked forward (`_conv`: one argsort per sample) when a patch's bitmap of the
+# sample's inputs has at most as many 64-bit words as the patch has entries; "ranked" /
+# "patch" force one path (tests). Both give the same spike times, bit for bit.
+CONV_FORWARD = "auto"
+
+
+def _use_ranked(n_flat: int, n_k: int) -> bool:
+    if CONV_FORWARD != "auto":
+        return CONV_FORWARD == "ranked"
+    return (n_flat + 63) // 64 <= n_k
 
 
 @njit(cache=True, nogil=True)
@@ -488,3 +507,16 @@ def min_pool2d_forward(t_in, kernel, stride=None, padding=(0, 0)):
     if t_out.size:
         _run(_min_pool2d_rows, _split(batch * n_c), t_in, kh, kw, sh, sw, ph, pw, t_out, idx)
     return t_out, idx
+
+
+def min_pool2d_backward(grad_out, t_out, idx, in_shape):
+    """Gradient of min_pool2d_forward: each window's grad_out to its earliest input (summed
+    where windows overlap); a window with no spike passes none."""
+    grad_out = _as_float(grad_out, "grad_out")
+    t_out = _as_float(t_out, "t_out", grad_out.dtype)
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    g_in = np.zeros(tuple(in_shape), dtype=grad_out.dtype)
+    if grad_out.size:
+        _run(min_pool_backward, _split(grad_out.shape[0] * grad_out.shape[1]), grad_out, t_out,
+             idx, g_in)
+    return g_in

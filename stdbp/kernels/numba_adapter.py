@@ -42,3 +42,14 @@ def conv2d_backward(grad_out, t_in, weight, t_out, wsum, stride=(1, 1), padding=
                                               stride, padding, delta_clip, need_grad_t,
                                               need_grad_w)
     return torch.from_numpy(g_t), torch.from_numpy(g_w), n
+
+
+def min_pool2d_forward(t_in, kernel, stride=None, padding=(0, 0)):
+    t_out, idx = cpu.min_pool2d_forward(_np(t_in), kernel, stride, padding)
+    return torch.from_numpy(t_out), torch.from_numpy(idx)
+
+
+def min_pool2d_backward(grad_out, t_out, idx, in_shape):
+    """Each window's gradient to its earliest input; silent windows pass none."""
+    return torch.from_numpy(cpu.min_pool2d_backward(_np(grad_out), _np_as(t_out, grad_out),
+                                                    _np(idx), in_shape))

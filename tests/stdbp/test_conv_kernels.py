@@ -1,0 +1,159 @@
+"""Fast paths of the conv and min-pool kernels (`stdbp.kernels._conv`, issue #16) against the
+per-patch kernel (bit for bit), the float64 event-loop reference and the torch path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from stdbp import functional as SF
+from stdbp.kernels import cpu, torch_path
+from tests.stdbp.reference import conv2d_reference
+
+
+def _both(t, w, stride, padding, t_max, monkeypatch, threshold=1.0):
+    """(ranked, per-patch) forward results."""
+    out = {}
+    for path in ("ranked", "patch"):
+        monkeypatch.setattr(cpu, "CONV_FORWARD", path)
+        out[path] = cpu.conv2d_forward(t, w, stride, padding, threshold, t_max)
+    return out["ranked"], out["patch"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride,padding,t_max", [((1, 1), (0, 0), math.inf), ((2, 1), (1, 2), 1.5),
+                                                  ((1, 2), (2, 1), 0.75), ((3, 3), (0, 0), 2.0)])
+@pytest.mark.parametrize("all_spike", [False, True])
+def test_ranked_forward_is_the_patch_kernel_and_the_reference(dtype, stride, padding, t_max,
+                                                              all_spike, monkeypatch):
+    rng = np.random.default_rng(11)
+    t = (rng.integers(0, 8, (3, 2, 9, 8)) / 4.0).astype(dtype)  # many ties
+    if not all_spike:
+        t[rng.random(t.shape) < 0.3] = np.inf
+    w = rng.normal(0.2, 0.5, (5, 2, 3, 3)).astype(dtype)
+    (t_r, w_r), (t_p, w_p) = _both(t, w, stride, padding, t_max, monkeypatch)
+    np.testing.assert_array_equal(t_r, t_p)
+    np.testing.assert_array_equal(w_r, w_p)
+    ref, ref_w = conv2d_reference(t, w, stride, padding, 1.0, t_max)
+    rtol = 1e-10 if dtype == np.float64 else 1e-5
+    fin = np.isfinite(ref)
+    np.testing.assert_array_equal(np.isfinite(t_r), fin)
+    np.testing.assert_allclose(t_r[fin], ref[fin], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(w_r, ref_w, rtol=rtol, atol=rtol)
+
+
+def test_ranked_forward_on_mnist_and_a_trained_cnn_is_bit_identical(monkeypatch):
+    """The shipped CNN's conv layers on MNIST digits (jittered, silent black pixels and
+    every pixel spiking), float32: the spike times of training, bit for bit."""
+    model_pt = Path(__file__).resolve().parents[2] / "models" / "mnist-cnn" / "model.pt"
+    if not model_pt.is_file():
+        pytest.skip("models/mnist-cnn not present")
+    from stdbp.data import SpikeJitter, load_dataset
+    from stdbp.train.card import load_shipped
+
+    snn, _ = load_shipped(model_pt.parent)
+    images, _ = load_dataset("mnist", "test")
+    pix = torch.from_numpy(images[:24].copy()).reshape(24, 1, 28, 28)
+    jit = SpikeJitter(0.14, torch.Generator().manual_seed(0))
+    for silent in (True, False):
+        with torch.no_grad():
+            t0 = SF.encode_intensity(pix, silent_zero=silent)
+            for t in (t0, jit(t0)):
+                t1 = snn[1](t)
+                p1 = SF.spike_min_pool2d(t1, 2)
+                for x, layer in ((t.numpy(), snn[1]), (p1.numpy(), snn[3])):
+                    w = layer.weight.detach().numpy()
+                    (a, aw), (b, bw) = _both(x, w, 1, 0, 8.0, monkeypatch)
+                    np.testing.assert_array_equal(a, b)
+                    np.testing.assert_array_equal(aw, bw)
+                    assert np.isfinite(a).any()
+
+
+times = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.0, math.inf]),
+                  st.floats(-2.0, 4.0, allow_nan=False, width=32), st.just(math.inf))
+
+
+@st.composite
+def conv_case(draw):
+    c = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, wd = draw(st.integers(kh, 7)), draw(st.integers(kw, 7))
+    t = draw(arrays(np.float32, (2, c, h, wd), elements=times))
+    w = draw(arrays(np.float32, (draw(st.integers(1, 4)), c, kh, kw),
+                    elements=st.floats(-3.0, 3.0, allow_nan=False, width=32)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1)))
+    return t, w, stride, padding, draw(st.sampled_from([math.inf, 0.5, 1.0, 3.0]))
+
+
+class _Path:
+    """Force cpu.CONV_FORWARD inside a hypothesis test (no function-scoped fixtures there)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.old, cpu.CONV_FORWARD = cpu.CONV_FORWARD, self.path
+
+    def __exit__(self, *exc):
+        cpu.CONV_FORWARD = self.old
+
+
+@settings(max_examples=80, deadline=None)
+@given(conv_case())
+def test_property_ranked_forward_is_bit_identical(case):
+    t, w, stride, padding, t_max = case
+    with _Path("ranked"):
+        a = cpu.conv2d_forward(t, w, stride, padding, 1.0, t_max)
+    with _Path("patch"):
+        b = cpu.conv2d_forward(t, w, stride, padding, 1.0, t_max)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_forward_path_choice():
+    assert cpu._use_ranked(16 * 12 * 12, 16 * 25)  # the CNN's conv2: 36 words per patch
+    assert cpu._use_ranked(784, 25)  # conv1: 13 words
+    assert not cpu._use_ranked(4 * 160 * 250, 4 * 16)  # big images, small kernels: per patch
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [((2, 2), None, (0, 0)), ((3, 3), (2, 1), (1, 1)),
+                                                   ((3, 2), (1, 1), (0, 1))])
+def test_min_pool_backward_matches_the_torch_path(kernel, stride, padding):
+    """Overlapping windows (sums), silent windows (no gradient) and ties."""
+    rng = np.random.default_rng(5)
+    t = rng.integers(0, 4, (2, 3, 7, 6)).astype(np.float32)
+    t[rng.random(t.shape) < 0.5] = np.inf
+    t[0, 0] = np.inf  # a silent plane
+    out, idx = cpu.min_pool2d_forward(t, kernel, stride, padding)
+    g = rng.normal(size=out.shape).astype(np.float32)
+    got = cpu.min_pool2d_backward(g, out, idx, t.shape)
+    tg = torch.tensor(g)
+    ref = torch_path.min_pool2d_backward(torch.where(torch.isfinite(torch.tensor(out)), tg,
+                                                     torch.zeros_like(tg)),
+                                         torch.from_numpy(idx), t.shape).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)
+    assert (got[0, 0] == 0).all()
+
+
+def test_spike_min_pool2d_numba_and_torch_backends_agree():
+    rng = np.random.default_rng(6)
+    t = rng.integers(0, 6, (3, 4, 8, 8)).astype(np.float64) / 3
+    t[rng.random(t.shape) < 0.4] = np.inf
+    res = {}
+    for backend in ("numba", "torch"):
+        tt = torch.tensor(t, requires_grad=True)
+        out = SF.spike_min_pool2d(tt, 2, backend=backend)
+        g = torch.tensor(rng.normal(size=out.shape)) if not res else res["g"]
+        out.backward(g)
+        res.setdefault("g", g)
+        res[backend] = (out.detach().numpy(), tt.grad.numpy())
+    np.testing.assert_array_equal(res["numba"][0], res["torch"][0])
+    np.testing.assert_array_equal(res["numba"][1], res["torch"][1])
