@@ -4,6 +4,7 @@ per-patch kernel (bit for bit), the float64 event-loop reference and the torch p
 from __future__ import annotations
 
 import math
+from unittest import mock
 from pathlib import Path
 
 import numpy as np
@@ -93,26 +94,13 @@ def conv_case(draw):
     return t, w, stride, padding, draw(st.sampled_from([math.inf, 0.5, 1.0, 3.0]))
 
 
-class _Path:
-    """Force cpu.CONV_FORWARD inside a hypothesis test (no function-scoped fixtures there)."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        self.old, cpu.CONV_FORWARD = cpu.CONV_FORWARD, self.path
-
-    def __exit__(self, *exc):
-        cpu.CONV_FORWARD = self.old
-
-
 @settings(max_examples=80, deadline=None)
 @given(conv_case())
 def test_property_ranked_forward_is_bit_identical(case):
     t, w, stride, padding, t_max = case
-    with _Path("ranked"):
+    with mock.patch.object(cpu, "CONV_FORWARD", "ranked"):
         a = cpu.conv2d_forward(t, w, stride, padding, 1.0, t_max)
-    with _Path("patch"):
+    with mock.patch.object(cpu, "CONV_FORWARD", "patch"):
         b = cpu.conv2d_forward(t, w, stride, padding, 1.0, t_max)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
