@@ -2,6 +2,7 @@
 
     python bench/conv.py [--out bench/results/conv.json] [--repeat 7] [--threads 1]
                          [--profile-batches 30] [--model models/mnist-cnn]
+                         [--conv-forward auto|scatter|ranked|patch] [--label TEXT]
 
 Network 28x28-16C5-P2-32C5-P2-800-128-10 at batch 128, the weights of the shipped
 `models/mnist-cnn` (trained, so the spike times are those of real training) fed with MNIST
@@ -18,7 +19,9 @@ training pixels encoded by its recipe (silent black pixels, t_max 8, jitter vari
    conv bwd, pool, dense, the rest = loss, jitter, shifts, Adam, autograd glue and data), plus
    the evaluation of 1 000 test images; both extrapolated to an epoch of 55 000 training
    images (--val-split 5000) and an evaluation of 10 000 test + 5 000 validation images.
-The machine load (os.getloadavg) before and after is written to the JSON.
+The machine load (os.getloadavg) before and after, the commit (git describe) and the conv
+forward kernel each layer ran (--conv-forward forces one, to compare kernels in one checkout)
+are written to the JSON.
 """
 
 from __future__ import annotations
@@ -66,6 +69,29 @@ def _models(model_dir: str):
     for a, s in zip([m for m in ann if hasattr(m, "weight")], [m for m in snn if hasattr(m, "weight")]):
         a.weight.data.copy_(s.weight.data)
     return snn, ann, cfg
+
+
+def _git_head() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, check=True, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _conv_paths(snn, cpu) -> dict:
+    """The forward kernel each conv layer of the paper's CNN runs (cpu._conv_forward_path)."""
+    shapes = {"conv1": (1, 28, 28), "conv2": (16, 12, 12)}
+    paths = {}
+    for name, m in zip(shapes, [m for m in snn if type(m).__name__ == "RelPspConv2d"]):
+        c, h, w = shapes[name]
+        kh, kw = m.kernel_size
+        paths[name] = cpu._conv_forward_path(c * h * w, c * kh * kw, (h - kh + 1) * (w - kw + 1),
+                                             m.out_channels, 4)
+    return paths
 
 
 def _median_ms(xs):
@@ -294,9 +320,15 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-batches", type=int, default=30)
     ap.add_argument("--model", default="models/mnist-cnn")
     ap.add_argument("--label", default="", help="free text stored in the JSON (e.g. before/after)")
+    ap.add_argument("--conv-forward", default="auto", choices=["auto", "scatter", "ranked", "patch"],
+                    help="force one conv forward kernel (stdbp.kernels.cpu.CONV_FORWARD)")
     args = ap.parse_args(argv)
     _setup_threads(args.threads)
     import torch
+
+    from stdbp.kernels import cpu
+
+    cpu.CONV_FORWARD = args.conv_forward
 
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -313,6 +345,7 @@ def main(argv=None) -> int:
                     "loadavg_before": [round(v, 2) for v in load_before],
                     "loadavg_after": [round(v, 2) for v in os.getloadavg()]},
         "model": args.model, "batch": 128, "repeat": args.repeat,
+        "code": _git_head(), "conv_forward": _conv_paths(snn, cpu),
         "layers": layers, "steps": steps, "profile": prof,
     }
     out = Path(args.out)

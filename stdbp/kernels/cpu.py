@@ -42,6 +42,7 @@ from numba import njit
 from stdbp.kernels._blas import blas_threads
 from stdbp.kernels._conv import (conv_forward_ranked, min_pool_backward,
                                  patch_offsets)
+from stdbp.kernels._conv_scatter import conv_forward_scatter
 from stdbp.kernels._dense import dense_forward_rows, pack_blocks
 from stdbp.kernels._dense_grad import (augmented_times, causal_split, masked_block,
                                        scatter_columns, spiking_columns, zero_silent)
@@ -365,7 +366,12 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold: float
     w_t = np.ascontiguousarray(weight.reshape(n_o, -1).T)
     if t_out.size:
         s_all, _ = column_sums(w_t)
-        if _use_ranked(t_in.shape[1] * height * width, w_t.shape[0]):
+        path = _conv_forward_path(t_in.shape[1] * height * width, w_t.shape[0], oh * ow, n_o,
+                                  t_in.itemsize)
+        if path == "scatter":
+            _run(conv_forward_scatter, _split(batch), t_in, w_t, s_all, kh, kw, sh, sw, ph, pw,
+                 p, t_out, wsum)
+        elif path == "ranked":
             kbase = patch_offsets(t_in.shape[1], height, width, kh, kw)
             _run(conv_forward_ranked, _split(batch), t_in, w_t, s_all, kbase, kh, kw, sh, sw,
                  ph, pw, p, t_out, wsum)
@@ -375,16 +381,22 @@ def conv2d_forward(t_in, weight, stride=(1, 1), padding=(0, 0), threshold: float
     return t_out, wsum
 
 
-# "auto": the ranked forward (`_conv`: one argsort per sample) when a patch's bitmap of the
-# sample's inputs has at most as many 64-bit words as the patch has entries; "ranked" /
-# "patch" force one path (tests). Both give the same spike times, bit for bit.
+# "auto": the event-driven forward (`_conv_scatter`: a sample's spikes streamed once into
+# every field that holds them) while its per-field state, five [H'W', O] arrays, fits in half
+# a core's L2 (1 MiB; 2 MiB here); else the ranked forward (`_conv`: one argsort per sample)
+# when a field's bitmap of the sample's inputs has at most as many 64-bit words as the field
+# has entries; else the per-field kernel. "scatter" / "ranked" / "patch" force one path
+# (tests, benchmarks). All three give the same spike times, bit for bit.
 CONV_FORWARD = "auto"
+SCATTER_STATE_BYTES = 1 << 20
 
 
-def _use_ranked(n_flat: int, n_k: int) -> bool:
+def _conv_forward_path(n_flat: int, n_k: int, n_pos: int, n_o: int, itemsize: int) -> str:
     if CONV_FORWARD != "auto":
-        return CONV_FORWARD == "ranked"
-    return (n_flat + 63) // 64 <= n_k
+        return CONV_FORWARD
+    if 5 * n_pos * n_o * itemsize <= SCATTER_STATE_BYTES:
+        return "scatter"
+    return "ranked" if (n_flat + 63) // 64 <= n_k else "patch"
 
 
 @njit(cache=True, nogil=True)

@@ -1,5 +1,6 @@
-"""Fast paths of the conv and min-pool kernels (`stdbp.kernels._conv`, issue #16) against the
-per-patch kernel (bit for bit), the float64 event-loop reference and the torch path."""
+"""Fast paths of the conv and min-pool kernels (`stdbp.kernels._conv`, `_conv_scatter`, issue
+#16) against the per-patch kernel (bit for bit), the float64 event-loop reference and the torch
+path."""
 
 from __future__ import annotations
 
@@ -19,29 +20,37 @@ from stdbp.kernels import cpu, torch_path
 from tests.stdbp.reference import conv2d_reference
 
 
-def _both(t, w, stride, padding, t_max, monkeypatch, threshold=1.0):
-    """(ranked, per-patch) forward results."""
-    out = {}
-    for path in ("ranked", "patch"):
-        monkeypatch.setattr(cpu, "CONV_FORWARD", path)
-        out[path] = cpu.conv2d_forward(t, w, stride, padding, threshold, t_max)
-    return out["ranked"], out["patch"]
+FAST_PATHS = ("scatter", "ranked")
+
+
+def _forward(path, t, w, stride, padding, t_max, threshold=1.0):
+    with mock.patch.object(cpu, "CONV_FORWARD", path):
+        return cpu.conv2d_forward(t, w, stride, padding, threshold, t_max)
+
+
+def _assert_fast_paths_are_the_patch_kernel(t, w, stride, padding, t_max):
+    """Every fast forward gives the per-patch kernel's spike times and W_C, bit for bit;
+    returns the per-patch result."""
+    t_p, w_p = _forward("patch", t, w, stride, padding, t_max)
+    for path in FAST_PATHS:
+        t_f, w_f = _forward(path, t, w, stride, padding, t_max)
+        np.testing.assert_array_equal(t_f, t_p, err_msg=path)
+        np.testing.assert_array_equal(w_f, w_p, err_msg=path)
+    return t_p, w_p
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride,padding,t_max", [((1, 1), (0, 0), math.inf), ((2, 1), (1, 2), 1.5),
                                                   ((1, 2), (2, 1), 0.75), ((3, 3), (0, 0), 2.0)])
 @pytest.mark.parametrize("all_spike", [False, True])
-def test_ranked_forward_is_the_patch_kernel_and_the_reference(dtype, stride, padding, t_max,
-                                                              all_spike, monkeypatch):
+def test_fast_forwards_are_the_patch_kernel_and_the_reference(dtype, stride, padding, t_max,
+                                                              all_spike):
     rng = np.random.default_rng(11)
     t = (rng.integers(0, 8, (3, 2, 9, 8)) / 4.0).astype(dtype)  # many ties
     if not all_spike:
         t[rng.random(t.shape) < 0.3] = np.inf
     w = rng.normal(0.2, 0.5, (5, 2, 3, 3)).astype(dtype)
-    (t_r, w_r), (t_p, w_p) = _both(t, w, stride, padding, t_max, monkeypatch)
-    np.testing.assert_array_equal(t_r, t_p)
-    np.testing.assert_array_equal(w_r, w_p)
+    t_r, w_r = _assert_fast_paths_are_the_patch_kernel(t, w, stride, padding, t_max)
     ref, ref_w = conv2d_reference(t, w, stride, padding, 1.0, t_max)
     rtol = 1e-10 if dtype == np.float64 else 1e-5
     fin = np.isfinite(ref)
@@ -50,7 +59,7 @@ def test_ranked_forward_is_the_patch_kernel_and_the_reference(dtype, stride, pad
     np.testing.assert_allclose(w_r, ref_w, rtol=rtol, atol=rtol)
 
 
-def test_ranked_forward_on_mnist_and_a_trained_cnn_is_bit_identical(monkeypatch):
+def test_fast_forwards_on_mnist_and_a_trained_cnn_are_bit_identical():
     """The shipped CNN's conv layers on MNIST digits (jittered, silent black pixels and
     every pixel spiking), float32: the spike times of training, bit for bit."""
     model_pt = Path(__file__).resolve().parents[2] / "models" / "mnist-cnn" / "model.pt"
@@ -71,9 +80,7 @@ def test_ranked_forward_on_mnist_and_a_trained_cnn_is_bit_identical(monkeypatch)
                 p1 = SF.spike_min_pool2d(t1, 2)
                 for x, layer in ((t.numpy(), snn[1]), (p1.numpy(), snn[3])):
                     w = layer.weight.detach().numpy()
-                    (a, aw), (b, bw) = _both(x, w, 1, 0, 8.0, monkeypatch)
-                    np.testing.assert_array_equal(a, b)
-                    np.testing.assert_array_equal(aw, bw)
+                    a, _ = _assert_fast_paths_are_the_patch_kernel(x, w, 1, 0, 8.0)
                     assert np.isfinite(a).any()
 
 
@@ -89,27 +96,26 @@ def conv_case(draw):
     t = draw(arrays(np.float32, (2, c, h, wd), elements=times))
     w = draw(arrays(np.float32, (draw(st.integers(1, 4)), c, kh, kw),
                     elements=st.floats(-3.0, 3.0, allow_nan=False, width=32)))
-    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))  # 3 > kernel: skipped inputs
     padding = (draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1)))
     return t, w, stride, padding, draw(st.sampled_from([math.inf, 0.5, 1.0, 3.0]))
 
 
 @settings(max_examples=80, deadline=None)
 @given(conv_case())
-def test_property_ranked_forward_is_bit_identical(case):
-    t, w, stride, padding, t_max = case
-    with mock.patch.object(cpu, "CONV_FORWARD", "ranked"):
-        a = cpu.conv2d_forward(t, w, stride, padding, 1.0, t_max)
-    with mock.patch.object(cpu, "CONV_FORWARD", "patch"):
-        b = cpu.conv2d_forward(t, w, stride, padding, 1.0, t_max)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
+def test_property_fast_forwards_are_bit_identical(case):
+    _assert_fast_paths_are_the_patch_kernel(*case)
 
 
 def test_forward_path_choice():
-    assert cpu._use_ranked(16 * 12 * 12, 16 * 25)  # the CNN's conv2: 36 words per patch
-    assert cpu._use_ranked(784, 25)  # conv1: 13 words
-    assert not cpu._use_ranked(4 * 160 * 250, 4 * 16)  # big images, small kernels: per patch
+    path = cpu._conv_forward_path
+    assert path(784, 25, 24 * 24, 16, 4) == "scatter"  # the CNN's conv1: 184 KiB of state
+    assert path(16 * 12 * 12, 16 * 25, 8 * 8, 32, 4) == "scatter"  # conv2: 40 KiB
+    # big images: the state would leave the cache; ranked while a field's bitmap is short
+    assert path(4 * 160 * 250, 4 * 16, 158 * 248, 16, 4) == "patch"
+    assert path(16 * 32 * 32, 16 * 49, 26 * 26, 128, 4) == "ranked"
+    with mock.patch.object(cpu, "CONV_FORWARD", "patch"):
+        assert path(784, 25, 24 * 24, 16, 4) == "patch"
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [((2, 2), None, (0, 0)), ((3, 3), (2, 1), (1, 1)),
