@@ -72,11 +72,14 @@ def _models(model_dir: str):
 
 
 def _git_head() -> str:
+    """The commit of the stdbp that runs (PYTHONPATH may point at another checkout)."""
     import subprocess
+
+    import stdbp
 
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).resolve().parent)
+                             text=True, check=True, cwd=Path(stdbp.__file__).resolve().parent)
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -346,6 +349,7 @@ def main(argv=None) -> int:
                     "loadavg_after": [round(v, 2) for v in os.getloadavg()]},
         "model": args.model, "batch": 128, "repeat": args.repeat,
         "code": _git_head(), "conv_forward": _conv_paths(snn, cpu),
+        "conv_backward": getattr(cpu, "CONV_BACKWARD", "patch"),
         "layers": layers, "steps": steps, "profile": prof,
     }
     out = Path(args.out)

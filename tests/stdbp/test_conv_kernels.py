@@ -151,3 +151,101 @@ def test_spike_min_pool2d_numba_and_torch_backends_agree():
         res[backend] = (out.detach().numpy(), tt.grad.numpy())
     np.testing.assert_array_equal(res["numba"][0], res["torch"][0])
     np.testing.assert_array_equal(res["numba"][1], res["torch"][1])
+
+
+# --- backward: the fired-output kernel (`_conv_grad`) against the per-field kernel ------------
+def _backward(path, *args, **kw):
+    with mock.patch.object(cpu, "CONV_BACKWARD", path):
+        return cpu.conv2d_backward_counted(*args, **kw)
+
+
+def _assert_fired_backward_is_the_patch_kernel(g, t, w, stride, padding, delta_clip=None):
+    t_o, w_o = cpu.conv2d_forward(t, w, stride, padding, 1.0, 3.0)
+    for need_t in (True, False):
+        a = _backward("patch", g, t, w, t_o, w_o, stride, padding, delta_clip, need_grad_t=need_t)
+        b = _backward("auto", g, t, w, t_o, w_o, stride, padding, delta_clip, need_grad_t=need_t)
+        np.testing.assert_array_equal(b[0], a[0])
+        np.testing.assert_array_equal(b[1], a[1])
+        assert b[2] == a[2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride,padding", [((1, 1), (0, 0)), ((2, 1), (1, 2)), ((3, 3), (0, 0))])
+@pytest.mark.parametrize("density,delta_clip", [(0.1, None), (1.0, None), (0.5, 0.05)])
+def test_fired_backward_is_the_patch_kernel(dtype, stride, padding, density, delta_clip):
+    """Sparse gradients (as after a min-pool), dense ones, a clip; padded and strided fields."""
+    rng = np.random.default_rng(5)
+    t = (rng.integers(0, 12, (3, 2, 9, 8)) / 4.0).astype(dtype)
+    t[rng.random(t.shape) < 0.3] = np.inf
+    w = rng.normal(0.3, 0.5, (5, 2, 3, 3)).astype(dtype)
+    t_o, _ = cpu.conv2d_forward(t, w, stride, padding, 1.0, 3.0)
+    g = (rng.normal(0, 1, t_o.shape) * (rng.random(t_o.shape) < density)).astype(dtype)
+    assert np.isfinite(t_o).any()
+    _assert_fired_backward_is_the_patch_kernel(g, t, w, stride, padding, delta_clip)
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_case(), st.integers(0, 2**31 - 1))
+def test_property_fired_backward_is_bit_identical(case, seed):
+    t, w, stride, padding, _ = case
+    t_o, _ = cpu.conv2d_forward(t, w, stride, padding, 1.0, 3.0)
+    rng = np.random.default_rng(seed)
+    g = (rng.normal(0, 1, t_o.shape) * (rng.random(t_o.shape) < 0.3)).astype(np.float32)
+    _assert_fired_backward_is_the_patch_kernel(g, t, w, stride, padding)
+
+
+def test_fired_backward_on_a_trained_cnn_is_bit_identical():
+    """The shipped CNN on MNIST digits, with the gradients its min-pools pass back."""
+    model_pt = Path(__file__).resolve().parents[2] / "models" / "mnist-cnn" / "model.pt"
+    if not model_pt.is_file():
+        pytest.skip("models/mnist-cnn not present")
+    from stdbp.data import load_dataset
+    from stdbp.train.card import load_shipped
+
+    snn, _ = load_shipped(model_pt.parent)
+    images, _ = load_dataset("mnist", "test")
+    pix = torch.from_numpy(images[:16].copy()).reshape(16, 1, 28, 28)
+    t0 = SF.encode_intensity(pix, silent_zero=True)
+    with torch.no_grad():
+        p1 = SF.spike_min_pool2d(snn[1](t0), 2)
+    gen = torch.Generator().manual_seed(3)
+    for x, layer in ((t0, snn[1]), (p1, snn[3])):
+        y = layer(x).detach().requires_grad_(True)
+        pooled = SF.spike_min_pool2d(y, 2)
+        g = torch.where(torch.isfinite(pooled), torch.randn(pooled.shape, generator=gen),
+                        torch.zeros_like(pooled))
+        pooled.backward(g)
+        go = y.grad.numpy()
+        assert (go != 0).any()
+        w = layer.weight.detach().numpy()
+        t_o, w_o = cpu.conv2d_forward(x.numpy(), w, 1, 0, 1.0, 8.0)
+        a = _backward("patch", go, x.numpy(), w, t_o, w_o)
+        b = _backward("auto", go, x.numpy(), w, t_o, w_o)
+        np.testing.assert_array_equal(b[0], a[0])
+        np.testing.assert_array_equal(b[1], a[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("delta_clip", [None, 0.3])
+def test_dense_delta_is_the_numpy_formula(dtype, delta_clip):
+    """The compiled delta = g / W (fired outputs only, optional clamp) against the numpy
+    expression it replaced, bit for bit, with its clip count."""
+    rng = np.random.default_rng(8)
+    t_o = rng.uniform(0, 4, (7, 3, 5, 4)).astype(dtype)
+    t_o[rng.random(t_o.shape) < 0.3] = np.inf
+    wsum = rng.normal(0, 1, t_o.shape).astype(dtype)
+    wsum[rng.random(t_o.shape) < 0.1] = 0
+    g = rng.normal(0, 1, t_o.shape).astype(dtype)
+    fired = np.isfinite(t_o) & (wsum != 0)
+    ref = np.zeros_like(t_o)
+    np.divide(g, wsum, out=ref, where=fired)
+    n_ref = 0
+    if delta_clip is not None:
+        n_ref = int((np.abs(ref) > delta_clip).sum())
+        np.clip(ref, -delta_clip, delta_clip, out=ref)
+    delta, n = cpu.dense_delta(g, t_o, wsum, delta_clip)
+    assert delta.dtype == ref.dtype
+    np.testing.assert_array_equal(delta, ref)
+    assert n == n_ref and (delta_clip is None or n > 0)
+    empty, n0 = cpu.dense_delta(g[:0], t_o[:0], wsum[:0], delta_clip)
+    assert empty.shape == (0, 3, 5, 4) and n0 == 0

@@ -1,0 +1,87 @@
+"""Conv backward over the fired outputs only (`conv_backward_fired`, used by
+`stdbp.kernels.cpu.conv2d_backward_counted`).
+
+Eq. 13-14 for one receptive field: with delta_o = g_o / W_o for every output o that fired (0
+otherwise), dL/dw[o, k] += delta_o (min(t_k, t_o) - t_o) and dL/dt_k += sum_o w[o, k] delta_o
+[t_k < t_o]. After a min-pool only the earliest spike of each window gets a gradient, so in
+the paper's CNN a field of conv2 has about 1.6 of its 32 outputs with delta != 0, and one of
+conv1 has none about half the time. The per-field kernel (`cpu._conv2d_backward_rows`) gathers
+the field and clears and scatters its C*kh*kw input gradients whatever the deltas are; here
+the deltas are read first, a field without any is skipped before its gather, a field with one
+writes its input gradients without the clearing pass, and an interior field scatters without
+bounds tests. The arithmetic is the per-field kernel's, operation for operation and in the
+same order (every g_w and g_t element receives the same sums in the same order), so the
+gradients are bit for bit the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from stdbp.kernels._neuron import gather_patch
+
+
+@njit(cache=True, nogil=True)
+def conv_backward_fired(delta, t_in, w2, kh, kw, sh, sw, ph, pw, t_out, g_t, g_w_parts, need_t,
+                        task, lo, hi):
+    """Samples b in [lo, hi): rows g_t[b] are this task's; weight gradient into its own
+    g_w_parts[task] (summed by the caller). Same outputs as `cpu._conv2d_backward_rows`."""
+    n_c, height, width = t_in.shape[1], t_in.shape[2], t_in.shape[3]
+    n_o, n_k = w2.shape
+    oh, ow = t_out.shape[2], t_out.shape[3]
+    g_w = g_w_parts[task]
+    vals = np.empty(n_k, dtype=t_in.dtype)
+    g_p = np.empty(n_k, dtype=t_in.dtype)
+    fired = np.empty(n_o, np.int64)
+    zero = t_in.dtype.type(0.0)
+    inf = np.inf
+    for b in range(lo, hi):
+        for y in range(oh):
+            for x in range(ow):
+                m = 0
+                for o in range(n_o):
+                    if delta[b, o, y, x] != 0:
+                        fired[m] = o
+                        m += 1
+                if m == 0:
+                    continue  # nothing flows back through this field
+                y0, x0 = y * sh - ph, x * sw - pw
+                gather_patch(t_in, b, y0, x0, kh, kw, vals, inf)
+                for a in range(m):
+                    o = fired[a]
+                    d = delta[b, o, y, x]
+                    tj = t_out[b, o, y, x]
+                    for k in range(n_k):
+                        g_w[o, k] += (min(vals[k], tj) - tj) * d
+                if not need_t:
+                    continue
+                o = fired[0]
+                d = delta[b, o, y, x]
+                tj = t_out[b, o, y, x]
+                for k in range(n_k):  # 0 + first term: the per-field kernel's sum, unrounded
+                    g_p[k] = zero + w2[o, k] * d * (vals[k] < tj)
+                for a in range(1, m):
+                    o = fired[a]
+                    d = delta[b, o, y, x]
+                    tj = t_out[b, o, y, x]
+                    for k in range(n_k):
+                        g_p[k] += w2[o, k] * d * (vals[k] < tj)
+                if y0 >= 0 and x0 >= 0 and y0 + kh <= height and x0 + kw <= width:
+                    k = 0
+                    for c in range(n_c):  # interior field: no bounds tests
+                        for dy in range(kh):
+                            row = g_t[b, c, y0 + dy]
+                            for dx in range(kw):
+                                row[x0 + dx] += g_p[k]
+                                k += 1
+                    continue
+                k = 0
+                for c in range(n_c):
+                    for dy in range(kh):
+                        yy = y0 + dy
+                        for dx in range(kw):
+                            xx = x0 + dx
+                            if 0 <= yy < height and 0 <= xx < width:
+                                g_t[b, c, yy, xx] += g_p[k]
+                            k += 1
