@@ -8,8 +8,7 @@ the paper's CNN a field of conv2 has about 1.6 of its 32 outputs with delta != 0
 conv1 has none about half the time. The per-field kernel (`cpu._conv2d_backward_rows`) gathers
 the field and clears and scatters its C*kh*kw input gradients whatever the deltas are; here
 the deltas are read first, a field without any is skipped before its gather, a field with one
-writes its input gradients without the clearing pass, and an interior field scatters without
-bounds tests. The arithmetic is the per-field kernel's, operation for operation and in the
+writes its input gradients without the clearing pass. The arithmetic is the per-field kernel's, operation for operation and in the
 same order (every g_w and g_t element receives the same sums in the same order), so the
 gradients are bit for bit the same.
 """
@@ -19,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from stdbp.kernels._neuron import gather_patch
+from stdbp.kernels._neuron import gather_patch, scatter_add_patch
 
 
 @njit(cache=True, nogil=True)
@@ -27,7 +26,6 @@ def conv_backward_fired(delta, t_in, w2, kh, kw, sh, sw, ph, pw, t_out, g_t, g_w
                         task, lo, hi):
     """Samples b in [lo, hi): rows g_t[b] are this task's; weight gradient into its own
     g_w_parts[task] (summed by the caller). Same outputs as `cpu._conv2d_backward_rows`."""
-    n_c, height, width = t_in.shape[1], t_in.shape[2], t_in.shape[3]
     n_o, n_k = w2.shape
     oh, ow = t_out.shape[2], t_out.shape[3]
     g_w = g_w_parts[task]
@@ -67,21 +65,4 @@ def conv_backward_fired(delta, t_in, w2, kh, kw, sh, sw, ph, pw, t_out, g_t, g_w
                     tj = t_out[b, o, y, x]
                     for k in range(n_k):
                         g_p[k] += w2[o, k] * d * (vals[k] < tj)
-                if y0 >= 0 and x0 >= 0 and y0 + kh <= height and x0 + kw <= width:
-                    k = 0
-                    for c in range(n_c):  # interior field: no bounds tests
-                        for dy in range(kh):
-                            row = g_t[b, c, y0 + dy]
-                            for dx in range(kw):
-                                row[x0 + dx] += g_p[k]
-                                k += 1
-                    continue
-                k = 0
-                for c in range(n_c):
-                    for dy in range(kh):
-                        yy = y0 + dy
-                        for dx in range(kw):
-                            xx = x0 + dx
-                            if 0 <= yy < height and 0 <= xx < width:
-                                g_t[b, c, yy, xx] += g_p[k]
-                            k += 1
+                scatter_add_patch(g_t, b, y0, x0, kh, kw, g_p)

@@ -285,3 +285,27 @@ def gather_patch(t_in, b, y0, x0, kh, kw, vals, inf):
                 else:
                     vals[k] = inf
                 k += 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def scatter_add_patch(g_t, b, y0, x0, kh, kw, g_p):
+    """g_t[b, c, y0+dy, x0+dx] += g_p[c*kh*kw + dy*kw + dx] inside the image (the transpose of
+    `gather_patch`); in (c, dy, dx) order, one add per element."""
+    n_c, height, width = g_t.shape[1], g_t.shape[2], g_t.shape[3]
+    k = 0
+    if y0 >= 0 and x0 >= 0 and y0 + kh <= height and x0 + kw <= width:
+        for c in range(n_c):  # interior window: no bounds tests
+            for dy in range(kh):
+                row = g_t[b, c, y0 + dy]
+                for dx in range(kw):
+                    row[x0 + dx] += g_p[k]
+                    k += 1
+        return
+    for c in range(n_c):
+        for dy in range(kh):
+            yy = y0 + dy
+            for dx in range(kw):
+                xx = x0 + dx
+                if 0 <= yy < height and 0 <= xx < width:
+                    g_t[b, c, yy, xx] += g_p[k]
+                k += 1

@@ -47,7 +47,7 @@ from stdbp.kernels._conv_scatter import conv_forward_scatter
 from stdbp.kernels._dense import dense_forward_rows, pack_blocks
 from stdbp.kernels._dense_grad import (augmented_times, causal_split, masked_block,
                                        scatter_columns, spiking_columns, zero_silent)
-from stdbp.kernels._neuron import active, column_sums, gather_patch, walk
+from stdbp.kernels._neuron import active, column_sums, gather_patch, scatter_add_patch, walk
 from stdbp.threads import num_threads  # also read by the bench scripts as cpu.num_threads
 
 _FLOATS = (np.float32, np.float64)
@@ -434,7 +434,6 @@ def _conv2d_backward_rows(delta, t_in, w2, kh, kw, sh, sw, ph, pw, t_out, g_t, g
                           need_t, task, lo, hi):
     """Samples b in [lo, hi): rows g_t[b] are this task's; weight gradient into its own
     g_w_parts[task] (summed by the caller)."""
-    n_c, height, width = t_in.shape[1], t_in.shape[2], t_in.shape[3]
     n_o, n_k = w2.shape
     oh, ow = t_out.shape[2], t_out.shape[3]
     g_w = g_w_parts[task]
@@ -461,15 +460,7 @@ def _conv2d_backward_rows(delta, t_in, w2, kh, kw, sh, sw, ph, pw, t_out, g_t, g
                             g_p[k] += w2[o, k] * d * (vals[k] < tj)
                 if not any_d or not need_t:
                     continue
-                k = 0
-                for c in range(n_c):
-                    for dy in range(kh):
-                        yy = y0 + dy
-                        for dx in range(kw):
-                            xx = x0 + dx
-                            if 0 <= yy < height and 0 <= xx < width:
-                                g_t[b, c, yy, xx] += g_p[k]
-                            k += 1
+                scatter_add_patch(g_t, b, y0, x0, kh, kw, g_p)
 
 
 def conv2d_backward_counted(grad_out, t_in, weight, t_out, wsum, stride=(1, 1),

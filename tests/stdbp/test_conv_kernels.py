@@ -59,18 +59,25 @@ def test_fast_forwards_are_the_patch_kernel_and_the_reference(dtype, stride, pad
     np.testing.assert_allclose(w_r, ref_w, rtol=rtol, atol=rtol)
 
 
-def test_fast_forwards_on_mnist_and_a_trained_cnn_are_bit_identical():
-    """The shipped CNN's conv layers on MNIST digits (jittered, silent black pixels and
-    every pixel spiking), float32: the spike times of training, bit for bit."""
+def _shipped_cnn_and_digits(n):
+    """The shipped `models/mnist-cnn` and the first n MNIST test digits as [n, 1, 28, 28]."""
     model_pt = Path(__file__).resolve().parents[2] / "models" / "mnist-cnn" / "model.pt"
     if not model_pt.is_file():
         pytest.skip("models/mnist-cnn not present")
-    from stdbp.data import SpikeJitter, load_dataset
+    from stdbp.data import load_dataset
     from stdbp.train.card import load_shipped
 
     snn, _ = load_shipped(model_pt.parent)
     images, _ = load_dataset("mnist", "test")
-    pix = torch.from_numpy(images[:24].copy()).reshape(24, 1, 28, 28)
+    return snn, torch.from_numpy(images[:n].copy()).reshape(n, 1, 28, 28)
+
+
+def test_fast_forwards_on_mnist_and_a_trained_cnn_are_bit_identical():
+    """The shipped CNN's conv layers on MNIST digits (jittered, silent black pixels and
+    every pixel spiking), float32: the spike times of training, bit for bit."""
+    from stdbp.data import SpikeJitter
+
+    snn, pix = _shipped_cnn_and_digits(24)
     jit = SpikeJitter(0.14, torch.Generator().manual_seed(0))
     for silent in (True, False):
         with torch.no_grad():
@@ -196,15 +203,7 @@ def test_property_fired_backward_is_bit_identical(case, seed):
 
 def test_fired_backward_on_a_trained_cnn_is_bit_identical():
     """The shipped CNN on MNIST digits, with the gradients its min-pools pass back."""
-    model_pt = Path(__file__).resolve().parents[2] / "models" / "mnist-cnn" / "model.pt"
-    if not model_pt.is_file():
-        pytest.skip("models/mnist-cnn not present")
-    from stdbp.data import load_dataset
-    from stdbp.train.card import load_shipped
-
-    snn, _ = load_shipped(model_pt.parent)
-    images, _ = load_dataset("mnist", "test")
-    pix = torch.from_numpy(images[:16].copy()).reshape(16, 1, 28, 28)
+    snn, pix = _shipped_cnn_and_digits(16)
     t0 = SF.encode_intensity(pix, silent_zero=True)
     with torch.no_grad():
         p1 = SF.spike_min_pool2d(snn[1](t0), 2)
